@@ -1,0 +1,32 @@
+# Every target sets itself up: .venv is created and the project installed into it when missing
+# or when setup.py changed; otherwise nothing is reinstalled.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+RUN_DIR ?= runs/default
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install train test bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=3000 --save_path=$(RUN_DIR)/sinusoid
+	$(PY) evaluate.py --problem=sinusoid --path=$(RUN_DIR)/sinusoid --output_json=$(RUN_DIR)/sinusoid/eval.json
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	for script in bench/*.py; do $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
