@@ -361,7 +361,7 @@ def reptile_step(batch: Nested, cost_fn: CostFn, variables: Nested, inner_grad_s
       return_inner_v=return_inner_v, num_tasks=num_tasks)
   lr = nest.broadcast_like(variables, nest.flatten(variables), inner_learning_rate, "variables",
                           "inner_learning_rate")
-  grads = {k: g / tf.cast(lr[k], g.dtype) for k, g in grads.items()}
+  grads = {k: g / nest.to_tensor(lr[k], g.dtype) for k, g in grads.items()}
   if return_inner_v:
     return cost, nest.unflatten(grads), nest.unflatten(inner_vars)
   return cost, nest.unflatten(grads)

@@ -70,19 +70,24 @@ def _adam_leaf(g, mw, vw, step, beta1, beta2, epsilon):
   return delta, mw, vw
 
 
+def _descend(w: Nested, direction: Nested, lr: Any, stop_gradients: bool,
+             direction_name: str) -> Nested:
+  def leaf(w, lr, **direction):
+    c = lambda x: nest.to_tensor(x, w.dtype)
+    return _maybe_stop(w - c(direction[direction_name]) * c(lr), stop_gradients)
+  return _map_leaves(leaf, w, "w", **{direction_name: direction, "lr": lr})
+
+
 def optimizer_update(w: Nested, effective_grad: Nested, lr: Any, /, *,
                      stop_gradients: bool = True) -> Nested:
   """``w - effective_grad * lr`` per leaf: applies an already computed update direction."""
-  def leaf(w, effective_grad, lr):
-    c = lambda x: nest.to_tensor(x, w.dtype)
-    return _maybe_stop(w - c(effective_grad) * c(lr), stop_gradients)
-  return _map_leaves(leaf, w, "w", effective_grad=effective_grad, lr=lr)
+  return _descend(w, effective_grad, lr, stop_gradients, "effective_grad")
 
 
 def gradient_descent_update(w: Nested, dcdw: Nested, lr: Any, /, *,
                             stop_gradients: bool = True) -> Nested:
   """Plain gradient descent, ``w - dcdw * lr`` per leaf."""
-  return optimizer_update(w, dcdw, lr, stop_gradients=stop_gradients)
+  return _descend(w, dcdw, lr, stop_gradients, "dcdw")
 
 
 def adam_step(dcdw: Nested, mw: Nested, vw: Nested, step: Any, /, *, beta1: Any = 0.9,
