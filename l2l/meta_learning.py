@@ -51,7 +51,7 @@ def _check_cost(cost: Any, name: str) -> tf.Tensor:
 
 
 def _non_finite_to_zero(g: tf.Tensor) -> tf.Tensor:
-  return tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
+  return tf.where(tf.math.is_finite(g), g, tf.constant(0, g.dtype))
 
 
 def _cost_and_grads(cost_fn: CostFn, name: str, batch: Nested, theta: nest.Flat, keys: list[str],
@@ -101,11 +101,8 @@ def _inner_update(setup: _Setup, theta: nest.Flat, grads: nest.Flat,
   return {k: new_flat.get(k, v) for k, v in theta.items()}
 
 
-def _mean_of(terms: list[Any]) -> Any:
-  total = terms[0]
-  for term in terms[1:]:
-    total = total + term
-  return total / len(terms)
+def _mean_of(terms: list[tf.Tensor]) -> tf.Tensor:
+  return tf.add_n(terms) / len(terms) if len(terms) > 1 else terms[0]
 
 
 def _train_task(setup: _Setup, inner_batch: Nested, outer_batch: Nested, theta: nest.Flat,
