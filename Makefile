@@ -25,8 +25,10 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+BENCH_SCRIPTS := $(filter-out bench/common.py bench/__init__.py,$(wildcard bench/*.py))
+
 bench: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	for script in $(BENCH_SCRIPTS); do $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
