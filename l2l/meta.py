@@ -1,0 +1,320 @@
+"""MetaOptimizer: learning to learn by gradient descent by gradient descent, in TF2 + Sonnet 2.
+
+``MetaOptimizer(**net_config)`` owns optimizer nets (see ``l2l.networks``). ``meta_loss(make_loss,
+len_unroll)`` prepares a problem and returns callables in the TF2 form of the original's graph ops:
+
+=============  =============================================================================
+``loss()``     runs one truncated unroll of ``len_unroll`` optimizer steps from the carried optimizee
+               values and RNN states and returns the meta-loss: the sum of the optimizee loss at
+               t = 0 … len_unroll. Differentiable with respect to the nets' variables; call it inside
+               your own ``tf.function`` and ``tf.GradientTape``. It also stores where the unroll ended.
+``update()``   carries the end of the last ``loss()`` over (truncated BPTT): optimizee values and RNN
+               states become the next unroll's start.
+``reset()``    draws a fresh problem: re-initialises the optimizee's variables (trainable ones and
+               constants) and zeroes the RNN states.
+``fx``         variable: the optimizee loss at the end of the last unroll.
+``x``          variables: the carried optimizee values, one per trainable variable of the problem.
+``constants``  the problem's non-trainable variables (data, targets, batch-norm statistics).
+=============  =============================================================================
+
+``meta_minimize`` adds a ready meta-training ``step()``: ``loss()`` under a tape and one Adam step on
+the nets' weights. A training loop is then::
+
+    step, update, reset, fx, x = optimizer.meta_minimize(make_loss, len_unroll=20)
+    train = tf.function(lambda: (step(), update())[0])
+    for epoch in range(num_epochs):
+      reset()
+      for _ in range(num_steps // 20):
+        meta_loss = train()
+
+Every optimizee variable assigned to one net goes through one net call per step: its gradient rows
+are concatenated, and the update rows split back. The unroll is a ``tf.while_loop``, so the graph
+does not grow with ``len_unroll``.
+"""
+
+import copy
+import dataclasses
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import sonnet as snt
+import tensorflow as tf
+
+from l2l import networks
+from l2l import variables as variables_lib
+
+NetConfig = dict[str, dict[str, Any]]
+
+# Named net configurations. See ../shared/reference/l2l_paper.md for where each comes from.
+PRESETS: dict[str, NetConfig] = {
+    # The original code's MetaOptimizer default (also its MNIST / CIFAR config).
+    "original": {"coordinatewise": {
+        "net": "CoordinateWiseDeepLSTM",
+        "net_options": {"layers": [20, 20], "preprocess_name": "LogAndSign",
+                        "preprocess_options": {"k": 5}, "scale": 0.01}}},
+    # The original code's quadratic config: no preprocessing, no output scaling.
+    "quadratic": {"coordinatewise": {
+        "net": "CoordinateWiseDeepLSTM", "net_options": {"layers": [20, 20]}}},
+    # The paper's description: log & sign preprocessing with p = 10, outputs scaled by 0.1.
+    "paper": {"coordinatewise": {
+        "net": "CoordinateWiseDeepLSTM",
+        "net_options": {"layers": [20, 20], "preprocess_name": "LogAndSign",
+                        "preprocess_options": {"k": 10}, "scale": 0.1}}},
+}
+CONFIG_FILE = "config.json"
+CHECKPOINT_PREFIX = "nets"
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaLoss:
+  """What ``meta_loss`` returns; unpacks as the original's ``loss, update, reset, fx, x, constants``."""
+  loss: Callable[[], tf.Tensor]
+  update: Callable[[], None]
+  reset: Callable[[], None]
+  fx: tf.Variable
+  x: list[tf.Variable]
+  constants: list[tf.Variable]
+  fx_history: tf.Variable  # The optimizee loss at t = 0 … len_unroll of the last unroll.
+
+  def __iter__(self):
+    return iter((self.loss, self.update, self.reset, self.fx, self.x, self.constants))
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaStep:
+  """What ``meta_minimize`` returns; unpacks as the original's ``step, update, reset, fx, x``."""
+  step: Callable[[], tf.Tensor]
+  update: Callable[[], None]
+  reset: Callable[[], None]
+  fx: tf.Variable
+  x: list[tf.Variable]
+  meta_loss: MetaLoss
+  optimizer: snt.Optimizer  # Adam on the nets' weights; checkpoint it to resume training.
+
+  def __iter__(self):
+    return iter((self.step, self.update, self.reset, self.fx, self.x))
+
+
+def _assign_nets(names: list[str], net_keys: Sequence[str],
+                 net_assignments: Sequence[tuple[str, Sequence[str]]] | None
+                 ) -> list[tuple[str, list[int]]]:
+  """``[(net_key, [variable indices])]`` from the original's ``[(net_key, [names])]`` format."""
+  if net_assignments is None:
+    if len(net_keys) != 1:
+      raise ValueError(f"The optimizer has {len(net_keys)} nets {list(net_keys)}; pass "
+                       "net_assignments=[(net_key, [variable names]), ...] to say which net "
+                       "optimizes which variables.")
+    return [(net_keys[0], list(range(len(names))))]
+  index = {name: i for i, name in enumerate(names)}
+  subsets, seen = [], {}
+  for key, var_names in net_assignments:
+    if key not in net_keys:
+      raise ValueError(f"net_assignments names net {key!r}; the nets are {list(net_keys)}.")
+    indices = []
+    for name in var_names:
+      if name not in index:
+        raise ValueError(f"net_assignments names variable {name!r}; the problem's trainable "
+                         f"variables are {names}.")
+      if name in seen:
+        raise ValueError(f"Variable {name!r} is assigned to both {seen[name]!r} and {key!r}.")
+      seen[name] = key
+      indices.append(index[name])
+    subsets.append((key, indices))
+  missing = [n for n in names if n not in seen]
+  if missing:
+    raise ValueError(f"Variables {missing} are not assigned to any net in net_assignments.")
+  return subsets
+
+
+class _Unroll(tf.Module):
+  """One problem under one MetaOptimizer: its recorded variables and the carried unroll state."""
+
+  def __init__(self, nets: dict[str, networks.Network], make_loss: Callable[[], tf.Tensor],
+               len_unroll: int, net_assignments, second_derivatives: bool):
+    super().__init__(name="unroll")
+    if not isinstance(len_unroll, int) or len_unroll < 1:
+      raise ValueError(f"len_unroll must be a positive int, got {len_unroll!r}.")
+    self._make_loss = make_loss
+    self._len_unroll = len_unroll
+    self._second_derivatives = second_derivatives
+    self._nets = nets
+    self._record = variables_lib.record_variables(make_loss)
+    trainable = self._record.trainable
+    if not trainable:
+      raise ValueError("make_loss creates no trainable variables: there is nothing to optimize.")
+    names = (self._record.trainable_names() if net_assignments is not None
+             else [v.name for v in trainable])
+    self._subsets = _assign_nets(names, list(nets), net_assignments)
+    self.x = [tf.Variable(v, trainable=False, name="x") for v in trainable]
+    self._x_next = [tf.Variable(v, trainable=False, name="x_next") for v in trainable]
+    self.fx = tf.Variable(0.0, trainable=False, name="fx")
+    self.fx_history = tf.Variable(tf.zeros([len_unroll + 1]), trainable=False, name="fx_history")
+    self._initial_states, self._states, self._states_next = [], [], []
+    for key, indices in self._subsets:
+      net = nets[key]
+      rows = tf.concat([net.to_rows(tf.zeros_like(trainable[i])) for i in indices], 0)
+      initial = net.initial_state(int(rows.shape[0]))
+      net(rows, initial)  # Builds the net's variables eagerly, before any tracing.
+      self._initial_states.append(initial)
+      self._states.append(tf.nest.map_structure(
+          lambda s: tf.Variable(s, trainable=False, name="state"), initial))
+      self._states_next.append(tf.nest.map_structure(
+          lambda s: tf.Variable(s, trainable=False, name="state_next"), initial))
+
+  def _fx(self, x: Sequence[tf.Tensor]) -> tf.Tensor:
+    return tf.cast(variables_lib.loss_with_custom_variables(self._make_loss, self._record, x),
+                   tf.float32)
+
+  def _step(self, x: list[tf.Tensor], states: list[Any]):
+    """One optimizer step: returns (loss at x, x after the step, next states)."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(x)
+      fx = self._fx(x)
+    grads = tape.gradient(fx, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if not self._second_derivatives:
+      grads = [tf.stop_gradient(g) for g in grads]
+    x_next, states_next = list(x), []
+    for (key, indices), state in zip(self._subsets, states):
+      net = self._nets[key]
+      rows = [net.to_rows(tf.cast(grads[i], tf.float32)) for i in indices]
+      updates, state = net(tf.concat(rows, 0) if len(rows) > 1 else rows[0], state)
+      parts = tf.split(updates, [r.shape[0] for r in rows], 0) if len(rows) > 1 else [updates]
+      for i, part in zip(indices, parts):
+        x_next[i] = x[i] + tf.cast(net.from_rows(part, x[i].shape), x[i].dtype)
+      states_next.append(state)
+    return fx, x_next, states_next
+
+  def loss(self) -> tf.Tensor:
+    x = [v.read_value() for v in self.x]
+    states = tf.nest.map_structure(lambda v: v.read_value(), self._states)
+    history = tf.TensorArray(tf.float32, size=self._len_unroll + 1)
+
+    def body(t, x, states, history):
+      fx, x, states = self._step(x, states)
+      return t + 1, x, states, history.write(t, fx)
+
+    _, x, states, history = tf.while_loop(
+        lambda t, *_: t < self._len_unroll, body, (tf.constant(0), x, states, history))
+    fx_final = self._fx(x)
+    history = history.write(self._len_unroll, fx_final).stack()
+    for var, value in zip(self._x_next, x):
+      var.assign(value)
+    tf.nest.map_structure(lambda var, value: var.assign(value), self._states_next, states)
+    self.fx.assign(fx_final)
+    self.fx_history.assign(history)
+    return tf.reduce_sum(history)
+
+  def update(self) -> None:
+    for var, value in zip(self.x, self._x_next):
+      var.assign(value)
+    tf.nest.map_structure(lambda var, value: var.assign(value), self._states, self._states_next)
+
+  def reset(self) -> None:
+    variables_lib.reinitialize(self._make_loss, self._record, trainable_targets=self.x)
+    tf.nest.map_structure(lambda var, value: var.assign(value), self._states,
+                          self._initial_states)
+
+  def ops(self) -> MetaLoss:
+    return MetaLoss(self.loss, self.update, self.reset, self.fx, self.x, self._record.constants,
+                    self.fx_history)
+
+
+class MetaOptimizer(snt.Module):
+  """Learning-to-learn optimizer: nets that map optimizee gradients to updates, meta-trainable."""
+
+  def __init__(self, name: str = "meta_optimizer", **net_config):
+    """Args:
+      name: module name.
+      **net_config: ``{key: {"net": class name, "net_options": {...}, "net_path": ...}}``, one entry
+        per optimizer net (see ``l2l.networks.factory``). Default: ``PRESETS["original"]``, one
+        coordinatewise LSTM (20, 20) with LogAndSign(k=5) preprocessing and output scale 0.01.
+    """
+    super().__init__(name=name)
+    self.config: NetConfig = copy.deepcopy(net_config or PRESETS["original"])
+    for key, spec in self.config.items():
+      unknown = set(spec) - {"net", "net_options", "net_path"}
+      if "net" not in spec or unknown:
+        raise ValueError(f"Net config {key!r} must be {{'net': name, 'net_options': {{...}}, "
+                         f"'net_path': optional}}, got {spec}.")
+    self.nets = {key: networks.factory(spec["net"], spec.get("net_options", {}),
+                                       spec.get("net_path"))
+                 for key, spec in self.config.items()}
+
+  @classmethod
+  def from_preset(cls, preset: str) -> "MetaOptimizer":
+    """A MetaOptimizer with the named net configuration of ``PRESETS``."""
+    if preset not in PRESETS:
+      raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
+    return cls(**PRESETS[preset])
+
+  def meta_loss(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
+                net_assignments: Sequence[tuple[str, Sequence[str]]] | None = None,
+                model_path: str | None = None, second_derivatives: bool = False) -> MetaLoss:
+    """Prepares ``make_loss`` for unrolled optimization; see the module docstring.
+
+    Call it eagerly (it records the problem's variables and builds the nets).
+
+    Args:
+      make_loss: builds the problem's variables and modules and returns its scalar loss.
+      len_unroll: optimizer steps per ``loss()`` call (the truncation length).
+      net_assignments: ``[(net_key, [variable names])]``; needed when there are several nets.
+      model_path: a directory written by ``save`` to load the nets' weights from.
+      second_derivatives: differentiate through the optimizee gradients (the paper drops them).
+    """
+    unroll = _Unroll(self.nets, make_loss, len_unroll, net_assignments, second_derivatives)
+    if model_path is not None:
+      self.restore(model_path)
+    return unroll.ops()
+
+  def meta_minimize(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
+                    learning_rate: float = 0.01, **kwargs) -> MetaStep:
+    """``meta_loss`` plus a ``step()`` that takes one Adam step on the nets' weights.
+
+    ``kwargs`` go to ``meta_loss``. ``step()`` returns the meta-loss; follow it with ``update()``.
+    """
+    ops = self.meta_loss(make_loss, len_unroll, **kwargs)
+    optimizer = snt.optimizers.Adam(learning_rate)
+    weights = self.trainable_variables
+
+    def step() -> tf.Tensor:
+      with tf.GradientTape() as tape:
+        loss = ops.loss()
+      if weights:
+        grads = tape.gradient(loss, weights)
+        optimizer.apply(grads, weights)
+      return loss
+
+    return MetaStep(step, ops.update, ops.reset, ops.fx, ops.x, ops, optimizer)
+
+  def save(self, path: str) -> None:
+    """Writes ``path/config.json`` (the net config) and ``path/nets.*`` (a tf.train.Checkpoint)."""
+    os.makedirs(path, exist_ok=True)
+    tf.train.Checkpoint(nets=self.nets).write(os.path.join(path, CHECKPOINT_PREFIX))
+    config = {key: {k: v for k, v in spec.items() if k != "net_path"}
+              for key, spec in self.config.items()}
+    tmp = os.path.join(path, CONFIG_FILE + ".tmp")
+    with open(tmp, "w") as f:
+      json.dump({"nets": config}, f, indent=2)
+    os.replace(tmp, os.path.join(path, CONFIG_FILE))
+
+  def restore(self, path: str) -> None:
+    """Loads net weights written by ``save`` (deferred for nets not built yet)."""
+    prefix = os.path.join(path, CHECKPOINT_PREFIX)
+    if not tf.io.gfile.exists(prefix + ".index"):
+      raise FileNotFoundError(f"No saved optimizer at {path!r}: expected {prefix}.index and "
+                              f"{CONFIG_FILE}, as written by MetaOptimizer.save / train.py.")
+    tf.train.Checkpoint(nets=self.nets).read(prefix).expect_partial()
+
+  @classmethod
+  def load(cls, path: str) -> "MetaOptimizer":
+    """A MetaOptimizer rebuilt from ``path/config.json`` with the weights of ``path/nets``."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(config_path):
+      raise FileNotFoundError(f"No saved optimizer at {path!r}: expected {config_path}, as written "
+                              "by MetaOptimizer.save / train.py.")
+    with open(config_path) as f:
+      config = json.load(f)
+    optimizer = cls(**config["nets"])
+    optimizer.restore(path)
+    return optimizer

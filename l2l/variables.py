@@ -1,0 +1,163 @@
+"""Variable interception: record a problem's variables, substitute tensors for them, re-initialise them.
+
+A *problem* is a ``make_loss()`` callable that creates its variables (directly or through Sonnet
+modules) and returns a scalar loss. The learned optimizer needs the loss as a function of tensors it
+controls, so every ``tf.Variable`` creation inside ``make_loss`` is intercepted with
+``tf.variable_creator_scope`` (TF2's replacement for the TF1 custom getter of the original code):
+
+1. ``record_variables`` (eagerly, once) creates the variables for real, each as a non-trainable
+   variable, and remembers which ones were meant to be trainable;
+2. ``loss_with_custom_variables`` re-runs ``make_loss`` and hands it, in creation order, the supplied
+   tensors for the trainable variables and the recorded variables for the constants;
+3. ``reinitialize`` re-runs ``make_loss`` and assigns every recorded variable its fresh initial value
+   (a new random problem); it works inside ``tf.function``.
+
+A module built outside ``make_loss`` keeps its variables and never reaches the creator, which would
+silently cut the gradients; the consumption checks turn that into an error.
+"""
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import tensorflow as tf
+
+MakeLoss = Callable[[], tf.Tensor]
+
+_OUTSIDE_HINT = ("Build every module and variable inside make_loss: a module or variable created "
+                 "outside it keeps its own variables, which are then neither optimized nor reset.")
+
+
+@dataclasses.dataclass
+class VariableRecord:
+  """The variables a ``make_loss`` creates, in creation order."""
+  variables: list[tf.Variable]  # All of them, created non-trainable.
+  trainable_mask: list[bool]
+
+  @property
+  def trainable(self) -> list[tf.Variable]:
+    return [v for v, t in zip(self.variables, self.trainable_mask) if t]
+
+  @property
+  def constants(self) -> list[tf.Variable]:
+    return [v for v, t in zip(self.variables, self.trainable_mask) if not t]
+
+  def trainable_names(self) -> list[str]:
+    """Names of the trainable variables without the ``:0`` suffix; checked to be unique."""
+    names = [v.name.split(":")[0] for v in self.trainable]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+      raise ValueError(
+          f"The problem's trainable variables have duplicate names {duplicates}, so they cannot be "
+          "assigned to nets by name. Give the variables (or their Sonnet modules) distinct names.")
+    return names
+
+
+def _meant_trainable(kwargs: dict) -> bool:
+  trainable = kwargs.get("trainable")
+  if trainable is None:
+    return kwargs.get("synchronization") != tf.VariableSynchronization.ON_READ
+  return bool(trainable)
+
+
+def _initial_value(kwargs: dict) -> tf.Tensor:
+  value = kwargs["initial_value"]
+  value = value() if callable(value) else value
+  return tf.convert_to_tensor(value, dtype=kwargs.get("dtype"))
+
+
+def record_variables(make_loss: MakeLoss) -> VariableRecord:
+  """Calls ``make_loss`` once, eagerly, and records the variables it creates.
+
+  Raises:
+    RuntimeError: when called inside ``tf.function`` (variables must be created eagerly).
+  """
+  if not tf.executing_eagerly():
+    raise RuntimeError(
+        "Record a problem's variables eagerly (call meta_loss outside tf.function); tf.function only "
+        "supports variables created on its first call.")
+  variables, mask = [], []
+
+  def creator(next_creator, **kwargs):
+    mask.append(_meant_trainable(kwargs))
+    kwargs["trainable"] = False
+    variable = next_creator(**kwargs)
+    variables.append(variable)
+    return variable
+
+  with tf.variable_creator_scope(creator):
+    make_loss()
+  return VariableRecord(variables, mask)
+
+
+def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
+                               tensors: Sequence[Any]) -> tf.Tensor:
+  """``make_loss()`` with its trainable variables replaced, in creation order, by ``tensors``.
+
+  ``tensors`` may hold tensors or ``tf.Variable``s (a tape then watches them as usual).
+  """
+  tensors = list(tensors)
+  supplied = sum(record.trainable_mask)
+  if len(tensors) != supplied:
+    raise ValueError(f"Got {len(tensors)} tensors for a problem with {supplied} trainable variables.")
+  counter = {"created": 0, "used": 0}
+
+  def creator(next_creator, **kwargs):
+    del next_creator
+    index = counter["created"]
+    counter["created"] += 1
+    if index >= len(record.variables):
+      raise ValueError(
+          f"make_loss created more variables ({index + 1}) than when it was recorded "
+          f"({len(record.variables)}). It must create the same variables on every call.")
+    recorded = record.variables[index]
+    if _meant_trainable(kwargs) != record.trainable_mask[index]:
+      raise ValueError(
+          f"Variable #{index} ({kwargs.get('name')!r}) changed trainability since it was recorded.")
+    if not record.trainable_mask[index]:
+      return recorded
+    value = tensors[counter["used"]]
+    counter["used"] += 1
+    if value.dtype.base_dtype != recorded.dtype.base_dtype:
+      raise ValueError(f"Variable #{index} ({recorded.name}) has dtype {recorded.dtype.name}, "
+                       f"the tensor supplied for it {value.dtype.name}.")
+    if not recorded.shape.is_compatible_with(value.shape):
+      raise ValueError(f"Variable #{index} ({recorded.name}) has shape {recorded.shape}, the tensor "
+                       f"supplied for it {value.shape}.")
+    return value
+
+  with tf.variable_creator_scope(creator):
+    loss = make_loss()
+  if counter["used"] != supplied or counter["created"] != len(record.variables):
+    raise ValueError(
+        f"make_loss used {counter['used']} of the {supplied} substituted variables (and created "
+        f"{counter['created']} variables, {len(record.variables)} when recorded). {_OUTSIDE_HINT}")
+  return loss
+
+
+def reinitialize(make_loss: MakeLoss, record: VariableRecord,
+                 trainable_targets: Sequence[tf.Variable] | None = None) -> None:
+  """Re-runs ``make_loss`` and assigns every recorded variable its fresh initial value.
+
+  ``trainable_targets`` (one per trainable variable) receive the fresh trainable values instead of
+  the recorded variables, e.g. the copies a learned optimizer carries across unrolls.
+  """
+  targets = list(record.variables)
+  if trainable_targets is not None:
+    trainable_targets = iter(trainable_targets)
+    targets = [next(trainable_targets) if t else v for v, t in zip(targets, record.trainable_mask)]
+  counter = [0]
+
+  def creator(next_creator, **kwargs):
+    del next_creator
+    index = counter[0]
+    counter[0] += 1
+    if index >= len(targets):
+      raise ValueError(f"make_loss created more variables than when it was recorded. {_OUTSIDE_HINT}")
+    targets[index].assign(_initial_value(kwargs))
+    return record.variables[index]
+
+  with tf.variable_creator_scope(creator):
+    make_loss()
+  if counter[0] != len(targets):
+    raise ValueError(f"make_loss created {counter[0]} variables, {len(targets)} when it was "
+                     f"recorded. {_OUTSIDE_HINT}")
