@@ -1,10 +1,14 @@
-"""Evaluation CLI on held-out problems.
+"""Evaluation CLI on held-out problems (absl flags).
 
-``--problem=sinusoid``: loads an initialisation saved by ``train.py`` (or the untrained one with no
-``--path``), draws ``--num_tasks`` held-out tasks from ``--seed``, adapts with k SGD steps (step 0.02,
-as the Reptile demo) on 10 points of each task, and reports the mean and median MSE over the 50
-points for every k in ``--adapt_steps``. Prints a table and writes
-``{"mse": {"k": {"mean": …, "median": …}}, …}`` to ``--output_json``.
+``--problem=quadratic`` (and the other problems of ``problems.get_config``): runs ``--optimizer``
+(``L2L`` loaded from ``--path``, or a ``snt.optimizers`` baseline with ``--learning_rate``) on
+``--num_epochs`` problems drawn from ``--seed``, each with a fresh problem and a freshly reset
+optimizer state. Prints and writes to ``--output_json`` the log10 mean final loss, the mean final
+loss, the mean loss curve per step and the seconds per epoch; ``--plot`` draws the curve.
+
+``--problem=sinusoid``: loads an initialisation from ``--path`` (untrained without it), adapts with
+k SGD steps on 10 points of each of ``--num_tasks`` held-out tasks and reports the mean and median
+MSE over the 50 points for every k in ``--adapt_steps``.
 """
 
 import json
@@ -12,37 +16,109 @@ import os
 
 from absl import app, flags
 
+import problems
+from l2l import evaluation
 from l2l import initialisation
+from l2l import meta
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("problem", "sinusoid", ["sinusoid"], "Problem to evaluate on.")
-flags.DEFINE_string("path", None, "Directory written by train.py; none: the untrained model.")
-flags.DEFINE_integer("num_tasks", 200, "Held-out tasks.", lower_bound=1)
-flags.DEFINE_list("adapt_steps", ["0", "1", "8", "32"], "Adaptation step counts to report.")
-flags.DEFINE_float("adapt_learning_rate", 0.02, "SGD step size for adaptation.", lower_bound=0.0)
-flags.DEFINE_integer("seed", 1, "Seed of the held-out tasks (training uses its own stream).")
+flags.DEFINE_enum("problem", "quadratic", list(problems.NAMES) + ["sinusoid"],
+                  "Problem to evaluate on.")
+flags.DEFINE_string("path", None, "Directory written by train.py.")
+flags.DEFINE_integer("seed", 1, "Seed of the held-out problems (training uses its own).")
 flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
+# Optimizers on problems.
+flags.DEFINE_enum("optimizer", "L2L", list(evaluation.OPTIMIZERS), "Optimizer to evaluate.")
+flags.DEFINE_float("learning_rate", 0.001, "Learning rate of a baseline optimizer.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("num_epochs", 100, "Held-out problems.", lower_bound=1)
+flags.DEFINE_integer("num_steps", 100, "Optimization steps per problem.", lower_bound=1)
+flags.DEFINE_integer("unroll_length", 20, "Steps per compiled unroll of the learned optimizer.",
+                     lower_bound=1)
+flags.DEFINE_string("plot", None, "PNG file for the mean learning curve.")
+# Sinusoid.
+flags.DEFINE_integer("num_tasks", 200, "Held-out tasks (sinusoid).", lower_bound=1)
+flags.DEFINE_list("adapt_steps", ["0", "1", "8", "32"], "Adaptation steps to report (sinusoid).")
+flags.DEFINE_float("adapt_learning_rate", 0.02, "SGD step size for adaptation (sinusoid).",
+                   lower_bound=0.0)
 
 
-def main(argv):
-  del argv
-  try:
-    adapt_steps = sorted({int(k) for k in FLAGS.adapt_steps})
-  except ValueError:
-    raise app.UsageError(f"--adapt_steps must be non-negative integers, got {FLAGS.adapt_steps}")
-  if adapt_steps[0] < 0:
-    raise app.UsageError(f"--adapt_steps must be non-negative integers, got {FLAGS.adapt_steps}")
-  results = initialisation.evaluate_sinusoid(initialisation.load_params(FLAGS.path), FLAGS.num_tasks, adapt_steps,
-                              FLAGS.adapt_learning_rate, FLAGS.seed)
-  results["path"] = FLAGS.path
-  print(f"{'steps':>6} {'mean MSE':>10} {'median MSE':>11}")
-  for k, row in results["mse"].items():
-    print(f"{k:>6} {row['mean']:>10.4f} {row['median']:>11.4f}")
+def _write_json(results: dict) -> None:
   if FLAGS.output_json:
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)), exist_ok=True)
     with open(FLAGS.output_json, "w") as f:
       json.dump(results, f, indent=2)
     print(f"wrote {FLAGS.output_json}")
+
+
+def evaluate_sinusoid() -> None:
+  try:
+    adapt_steps = sorted({int(k) for k in FLAGS.adapt_steps})
+  except ValueError:
+    adapt_steps = [-1]
+  if adapt_steps[0] < 0:
+    raise app.UsageError(f"--adapt_steps must be non-negative integers, got {FLAGS.adapt_steps}")
+  results = initialisation.evaluate_sinusoid(initialisation.load_params(FLAGS.path),
+                                             FLAGS.num_tasks, adapt_steps,
+                                             FLAGS.adapt_learning_rate, FLAGS.seed)
+  results["path"] = FLAGS.path
+  print(f"{'steps':>6} {'mean MSE':>10} {'median MSE':>11}")
+  for k, row in results["mse"].items():
+    print(f"{k:>6} {row['mean']:>10.4f} {row['median']:>11.4f}")
+  _write_json(results)
+
+
+def plot_curves(curves: dict[str, list[float]], path: str, title: str) -> None:
+  """Draws log10 mean loss against step for each named curve into a PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name, curve in curves.items():
+    ax.plot(np.log10(np.maximum(curve, 1e-30)), label=name)
+  ax.set_xlabel("step")
+  ax.set_ylabel("log10 mean loss")
+  ax.set_title(title)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def evaluate_optimizer() -> None:
+  if FLAGS.num_steps % FLAGS.unroll_length:
+    raise app.UsageError("--num_steps must be a multiple of --unroll_length.")
+  config = problems.get_config(FLAGS.problem, "test")
+  if FLAGS.optimizer == "L2L":
+    if FLAGS.path is None:
+      raise app.UsageError("--optimizer=L2L needs --path, a directory written by train.py.")
+    run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(FLAGS.path), config.make_loss,
+                                          FLAGS.num_steps, FLAGS.unroll_length,
+                                          config.net_assignments)
+  else:
+    run = evaluation.baseline_epoch_runner(FLAGS.optimizer, FLAGS.learning_rate,
+                                           config.make_loss, FLAGS.num_steps)
+  results = evaluation.run_epochs(run, FLAGS.num_epochs, seed=FLAGS.seed)
+  results.update(problem=FLAGS.problem, optimizer=FLAGS.optimizer, path=FLAGS.path,
+                 learning_rate=None if FLAGS.optimizer == "L2L" else FLAGS.learning_rate,
+                 num_steps=FLAGS.num_steps, seed=FLAGS.seed)
+  print(f"{FLAGS.optimizer} on {FLAGS.problem}: log10 mean final loss "
+        f"{results['log10_mean_final_loss']:.3f} (mean final loss "
+        f"{results['mean_final_loss']:.4g}) over {FLAGS.num_epochs} problems, "
+        f"{results['seconds_per_epoch']:.4f} s/epoch")
+  if FLAGS.plot:
+    plot_curves({FLAGS.optimizer: results["mean_loss_curve"]}, FLAGS.plot, FLAGS.problem)
+    print(f"wrote {FLAGS.plot}")
+  _write_json(results)
+
+
+def main(argv):
+  del argv
+  if FLAGS.problem == "sinusoid":
+    evaluate_sinusoid()
+  else:
+    evaluate_optimizer()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ setup(
         "numpy",
         "absl-py",
         "matplotlib",
+        "tensorboard",
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -1,33 +1,62 @@
-"""Meta-training CLI.
+"""Meta-training CLI (absl flags).
 
-``--problem=sinusoid``: learns an initialisation of the sine-wave MLP with Reptile, first-order MAML
-or MAML (see ``l2l/initialisation.py``), and writes a ``tf.train.Checkpoint`` of the parameters and
-``config.json`` (problem, algorithm, flags, iterations per second) to ``--save_path``, which
-``evaluate.py`` reads.
+``--problem=quadratic`` (and the other problems of ``problems.get_config``): meta-trains a
+MetaOptimizer (``l2l/training.py``) and saves the optimizer that did best on freshly drawn validation
+problems to ``--save_path`` (``config.json`` + ``nets.*`` checkpoint, TensorBoard logs in ``logs/``).
+
+``--problem=sinusoid``: meta-learns an initialisation of the sine-wave MLP with Reptile, first-order
+MAML or MAML (``l2l/initialisation.py``) and saves it to ``--save_path``.
 """
 
 from absl import app, flags
 import tensorflow as tf
 
+import problems
 from l2l import initialisation
+from l2l import meta
+from l2l import training
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("problem", "sinusoid", ["sinusoid"], "Problem to meta-train on.")
-flags.DEFINE_enum("algorithm", "reptile", ["reptile", "fomaml", "maml"],
-                  "Meta-learning algorithm (sinusoid).")
-flags.DEFINE_integer("num_iterations", 30000, "Outer iterations.", lower_bound=1)
-flags.DEFINE_integer("meta_batch_size", 1, "Tasks per outer iteration.", lower_bound=1)
-flags.DEFINE_integer("inner_steps", 5, "Inner SGD steps per task.", lower_bound=1)
-flags.DEFINE_float("inner_learning_rate", 0.02, "Inner SGD step size.", lower_bound=0.0)
-flags.DEFINE_float("outer_learning_rate", 0.1, "Initial outer step size (annealed to 0).",
+flags.DEFINE_enum("problem", "quadratic", list(problems.NAMES) + ["sinusoid"],
+                  "Problem to meta-train on.")
+flags.DEFINE_string("save_path", None, "Directory to save the trained optimizer / model to.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+# Learned optimizer (MetaOptimizer).
+flags.DEFINE_integer("num_epochs", 1000, "Meta-training epochs (fresh problems).", lower_bound=1)
+flags.DEFINE_integer("num_steps", 100, "Optimizee steps per epoch.", lower_bound=1)
+flags.DEFINE_integer("unroll_length", 20, "Optimizee steps per truncated unroll.", lower_bound=1)
+flags.DEFINE_float("learning_rate", 0.001, "Adam learning rate on the optimizer nets.",
                    lower_bound=0.0)
-flags.DEFINE_integer("logging_period", 1000, "Iterations between progress lines.", lower_bound=1)
-flags.DEFINE_string("save_path", None, "Directory for the checkpoint and config.json.")
-flags.DEFINE_integer("seed", 0, "Seed for the initialisation and the task stream.")
+flags.DEFINE_boolean("second_derivatives", False, "Differentiate through optimizee gradients.")
+flags.DEFINE_enum("preset", None, sorted(meta.PRESETS),
+                  "Net configuration; default: the problem's own.")
+flags.DEFINE_integer("logging_period", 100, "Epochs between progress lines.", lower_bound=1)
+flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations.", lower_bound=1)
+flags.DEFINE_integer("evaluation_epochs", 20, "Validation problems per validation.",
+                     lower_bound=1)
+# Initialisation meta-learning (sinusoid).
+flags.DEFINE_enum("algorithm", "reptile", list(initialisation.ALGORITHMS),
+                  "Meta-learning algorithm for --problem=sinusoid.")
+flags.DEFINE_integer("num_iterations", 30000, "Outer iterations (sinusoid).", lower_bound=1)
+flags.DEFINE_integer("meta_batch_size", 1, "Tasks per outer iteration (sinusoid).",
+                     lower_bound=1)
+flags.DEFINE_integer("inner_steps", 5, "Inner SGD steps per task (sinusoid).", lower_bound=1)
+flags.DEFINE_float("inner_learning_rate", 0.02, "Inner SGD step size (sinusoid).",
+                   lower_bound=0.0)
+flags.DEFINE_float("outer_learning_rate", 0.1,
+                   "Initial outer step size, annealed to 0 (sinusoid).", lower_bound=0.0)
+
+_SINUSOID_FLAGS = ("algorithm", "num_iterations", "meta_batch_size", "inner_steps",
+                   "inner_learning_rate", "outer_learning_rate", "seed")
 
 
-def main(argv):
-  del argv
+@flags.multi_flags_validator(["num_steps", "unroll_length"],
+                             message="--num_steps must be a multiple of --unroll_length.")
+def _check_unrolls(values):
+  return values["num_steps"] % values["unroll_length"] == 0
+
+
+def train_sinusoid() -> None:
   tf.random.set_seed(FLAGS.seed)
   params, iterations_per_second = initialisation.train_sinusoid(
       FLAGS.algorithm, FLAGS.num_iterations, FLAGS.meta_batch_size, FLAGS.inner_steps,
@@ -35,13 +64,31 @@ def main(argv):
   print(f"trained {FLAGS.algorithm} on sinusoid: {FLAGS.num_iterations} iterations, "
         f"{iterations_per_second:.0f} iterations/s")
   if FLAGS.save_path:
-    config = {"problem": "sinusoid", "algorithm": FLAGS.algorithm,
-              "flags": {name: FLAGS[name].value for name in
-                        ("num_iterations", "meta_batch_size", "inner_steps",
-                         "inner_learning_rate", "outer_learning_rate", "seed")},
-              "iterations_per_second": iterations_per_second}
-    initialisation.save(params, FLAGS.save_path, config)
+    initialisation.save(params, FLAGS.save_path, {
+        "problem": "sinusoid", "algorithm": FLAGS.algorithm,
+        "flags": {name: FLAGS[name].value for name in _SINUSOID_FLAGS},
+        "iterations_per_second": iterations_per_second})
     print(f"saved to {FLAGS.save_path}")
+
+
+def train_optimizer() -> None:
+  result = training.meta_train(
+      FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
+      FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,
+      FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset)
+  print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs, "
+        f"{result.seconds_per_epoch:.3f} s/epoch, best validation log10 mean final loss "
+        f"{result.best_log10_loss:.3f}")
+  if FLAGS.save_path:
+    print(f"best optimizer saved to {FLAGS.save_path}")
+
+
+def main(argv):
+  del argv
+  if FLAGS.problem == "sinusoid":
+    train_sinusoid()
+  else:
+    train_optimizer()
 
 
 if __name__ == "__main__":

@@ -3,4 +3,5 @@
 from l2l.updates import (adam_step, adam_update, gradient_descent_update, lamb_update, lars_update,
                          optimizer_update, stop_gradient)
 from l2l.meta_learning import fomaml_step, maml_step, reptile_step
+from l2l import variables
 from l2l.meta import PRESETS, MetaOptimizer

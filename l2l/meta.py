@@ -142,7 +142,8 @@ class _Unroll(tf.Module):
     self._record = variables_lib.record_variables(make_loss)
     trainable = self._record.trainable
     if not trainable:
-      raise ValueError("make_loss creates no trainable variables: there is nothing to optimize.")
+      raise ValueError("make_loss creates no trainable variables: there is nothing to optimize. "
+                       + variables_lib.OUTSIDE_HINT)
     names = (self._record.trainable_names() if net_assignments is not None
              else [v.name for v in trainable])
     self._subsets = _assign_nets(names, list(nets), net_assignments)
@@ -231,6 +232,7 @@ class MetaOptimizer(snt.Module):
         coordinatewise LSTM (20, 20) with LogAndSign(k=5) preprocessing and output scale 0.01.
     """
     super().__init__(name=name)
+    snt.allow_empty_variables(self)  # Hand-designed nets (Sgd, Adam) have no weights.
     self.config: NetConfig = copy.deepcopy(net_config or PRESETS["original"])
     for key, spec in self.config.items():
       unknown = set(spec) - {"net", "net_options", "net_path"}
@@ -248,6 +250,7 @@ class MetaOptimizer(snt.Module):
       raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
     return cls(**PRESETS[preset])
 
+  @snt.no_name_scope  # The problem's variables keep the names make_loss gives them.
   def meta_loss(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
                 net_assignments: Sequence[tuple[str, Sequence[str]]] | None = None,
                 model_path: str | None = None, second_derivatives: bool = False) -> MetaLoss:
@@ -267,6 +270,7 @@ class MetaOptimizer(snt.Module):
       self.restore(model_path)
     return unroll.ops()
 
+  @snt.no_name_scope
   def meta_minimize(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
                     learning_rate: float = 0.01, **kwargs) -> MetaStep:
     """``meta_loss`` plus a ``step()`` that takes one Adam step on the nets' weights.

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 MakeLoss = Callable[[], tf.Tensor]
 
-_OUTSIDE_HINT = ("Build every module and variable inside make_loss: a module or variable created "
+OUTSIDE_HINT = ("Build every module and variable inside make_loss: a module or variable created "
                  "outside it keeps its own variables, which are then neither optimized nor reset.")
 
 
@@ -130,7 +130,7 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
   if counter["used"] != supplied or counter["created"] != len(record.variables):
     raise ValueError(
         f"make_loss used {counter['used']} of the {supplied} substituted variables (and created "
-        f"{counter['created']} variables, {len(record.variables)} when recorded). {_OUTSIDE_HINT}")
+        f"{counter['created']} variables, {len(record.variables)} when recorded). {OUTSIDE_HINT}")
   return loss
 
 
@@ -152,7 +152,7 @@ def reinitialize(make_loss: MakeLoss, record: VariableRecord,
     index = counter[0]
     counter[0] += 1
     if index >= len(targets):
-      raise ValueError(f"make_loss created more variables than when it was recorded. {_OUTSIDE_HINT}")
+      raise ValueError(f"make_loss created more variables than when it was recorded. {OUTSIDE_HINT}")
     targets[index].assign(_initial_value(kwargs))
     return record.variables[index]
 
@@ -160,4 +160,4 @@ def reinitialize(make_loss: MakeLoss, record: VariableRecord,
     make_loss()
   if counter[0] != len(targets):
     raise ValueError(f"make_loss created {counter[0]} variables, {len(targets)} when it was "
-                     f"recorded. {_OUTSIDE_HINT}")
+                     f"recorded. {OUTSIDE_HINT}")

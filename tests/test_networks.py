@@ -1,0 +1,74 @@
+"""Optimizer nets and preprocessing against numpy and hand-written references."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from l2l import networks, preprocess
+
+
+def test_log_and_sign_matches_the_formula():
+  g = np.array([[1e-8], [-1e-3], [0.5], [-20.0]], np.float32)
+  out = preprocess.LogAndSign(k=5)(tf.constant(g)).numpy()
+  eps = np.finfo(np.float32).eps
+  np.testing.assert_allclose(out[:, 0], np.maximum(np.log(np.abs(g[:, 0]) + eps) / 5, -1),
+                             rtol=1e-6)
+  np.testing.assert_allclose(out[:, 1], np.clip(g[:, 0] * np.exp(5), -1, 1), rtol=1e-6)
+
+
+def test_clamp_bounds():
+  x = tf.constant([-3.0, 0.5, 3.0])
+  np.testing.assert_array_equal(preprocess.Clamp(-1.0, 1.0)(x), [-1.0, 0.5, 1.0])
+  np.testing.assert_array_equal(preprocess.Clamp(min_value=0.0)(x), [0.0, 0.5, 3.0])
+
+
+def test_factory_builds_by_name_and_rejects_unknown_names():
+  net = networks.factory("CoordinateWiseDeepLSTM", {"layers": (4,), "scale": 0.5})
+  out, state = net(tf.ones([7, 1]), net.initial_state(7))
+  assert out.shape == (7, 1) and state[0].hidden.shape == (7, 4)
+  with pytest.raises(ValueError, match=r"Unknown net 'Lstm'; choose one of \['Adam', "):
+    networks.factory("Lstm")
+  with pytest.raises(ValueError, match="Unknown preprocess_name 'log'"):
+    networks.factory("CoordinateWiseDeepLSTM", {"preprocess_name": "log"})
+
+
+def test_sgd_and_adam_nets_are_sgd_and_adam():
+  g = tf.constant([[0.5], [-2.0]])
+  out, _ = networks.Sgd(learning_rate=0.1)(g, ())
+  np.testing.assert_allclose(out, [[-0.05], [0.2]])
+  net = networks.Adam(learning_rate=0.1)
+  state = net.initial_state(2)
+  m = v = np.zeros([2, 1])
+  for t in range(1, 4):
+    grad = g.numpy() * t
+    out, state = net(tf.constant(grad), state)
+    m = 0.9 * m + 0.1 * grad
+    v = 0.999 * v + 0.001 * grad ** 2
+    expected = -0.1 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(out, expected, rtol=1e-4)
+
+
+def test_kernel_rows_round_trip_and_shape_check():
+  net = networks.KernelDeepLSTM([3, 3], layers=(4,))
+  x = tf.reshape(tf.range(3 * 3 * 2 * 5, dtype=tf.float32), [3, 3, 2, 5])
+  rows = net.to_rows(x)
+  assert rows.shape == (10, 9)
+  np.testing.assert_array_equal(rows[1], tf.reshape(x[:, :, 0, 1], [-1]))
+  np.testing.assert_array_equal(net.from_rows(rows, x.shape), x)
+  out, _ = net(rows, net.initial_state(10))
+  assert out.shape == (10, 9)
+  with pytest.raises(ValueError, match=r"takes conv kernels \[height, width, in, out\]"):
+    net.to_rows(tf.zeros([5, 5]))
+
+
+def test_save_and_load_round_trip(tmp_path):
+  options = {"layers": (3,), "preprocess_name": "LogAndSign", "preprocess_options": {"k": 5}}
+  net = networks.factory("CoordinateWiseDeepLSTM", options)
+  g = tf.constant([[0.1], [-0.2]])
+  expected, _ = net(g, net.initial_state(2))
+  path = str(tmp_path / "net")
+  networks.save(net, path)
+  loaded = networks.factory("CoordinateWiseDeepLSTM", options, net_path=path)
+  np.testing.assert_array_equal(loaded(g, loaded.initial_state(2))[0], expected)
+  with pytest.raises(FileNotFoundError, match="No net checkpoint"):
+    networks.factory("CoordinateWiseDeepLSTM", options, net_path=str(tmp_path / "missing"))
