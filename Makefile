@@ -8,7 +8,7 @@ RUN_DIR ?= runs/default
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train test bench clean
+.PHONY: install train train-sinusoid test bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,14 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 train: $(STAMP)
+	$(PY) train.py --problem=quadratic --num_epochs=300 --learning_rate=0.01 --evaluation_period=100 \
+	  --save_path=$(RUN_DIR)/quadratic
+	$(PY) evaluate.py --problem=quadratic --optimizer=L2L --path=$(RUN_DIR)/quadratic --num_epochs=100 \
+	  --output_json=$(RUN_DIR)/quadratic/eval_l2l.json --plot=$(RUN_DIR)/quadratic/l2l_curve.png
+	$(PY) evaluate.py --problem=quadratic --optimizer=Adam --learning_rate=0.3 --num_epochs=100 \
+	  --output_json=$(RUN_DIR)/quadratic/eval_adam.json
+
+train-sinusoid: $(STAMP)
 	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=3000 --save_path=$(RUN_DIR)/sinusoid
 	$(PY) evaluate.py --problem=sinusoid --path=$(RUN_DIR)/sinusoid --output_json=$(RUN_DIR)/sinusoid/eval.json
 

@@ -18,7 +18,7 @@ class ProblemConfig:
 
 def _quadratic_config(mode: str) -> ProblemConfig:
   del mode  # Train and test problems come from the same distribution.
-  return ProblemConfig(_quadratic.quadratic(batch_size=128, num_dims=10), "quadratic")
+  return ProblemConfig(_quadratic.quadratic(batch_size=128, num_dims=10), "original")
 
 
 _CONFIGS: dict[str, Callable[[str], ProblemConfig]] = {"quadratic": _quadratic_config}
