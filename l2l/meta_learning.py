@@ -322,6 +322,14 @@ def _first_order(batch, inner_cost_fn, outer_cost_fn, variables, inner_grad_step
   return _finish(cost, stop_gradients), grads, inner_vars
 
 
+def _returned(cost: tf.Tensor, grads: nest.Flat, inner_vars: nest.Flat | None,
+              return_inner_v: Any) -> tuple:
+  """``(cost, grads)`` or ``(cost, grads, inner_vars)`` as nested dicts (reptile / fomaml)."""
+  if return_inner_v:
+    return cost, nest.unflatten(grads), nest.unflatten(inner_vars)
+  return cost, nest.unflatten(grads)
+
+
 # ----------------------------------------------------------------------------------------------
 # Public steps.
 
@@ -359,9 +367,7 @@ def reptile_step(batch: Nested, cost_fn: CostFn, variables: Nested, inner_grad_s
   lr = nest.broadcast_like(variables, nest.flatten(variables), inner_learning_rate, "variables",
                           "inner_learning_rate")
   grads = {k: g / nest.to_tensor(lr[k], g.dtype) for k, g in grads.items()}
-  if return_inner_v:
-    return cost, nest.unflatten(grads), nest.unflatten(inner_vars)
-  return cost, nest.unflatten(grads)
+  return _returned(cost, grads, inner_vars, return_inner_v)
 
 
 def fomaml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None,
@@ -399,9 +405,7 @@ def fomaml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | No
       outer_batch_fn=outer_batch_fn, batched=batched, inner_v=inner_v, keep_inner_v=keep_inner_v,
       outer_v=outer_v, keep_outer_v=keep_outer_v, return_inner_v=return_inner_v,
       num_tasks=num_tasks)
-  if return_inner_v:
-    return cost, nest.unflatten(grads), nest.unflatten(inner_vars)
-  return cost, nest.unflatten(grads)
+  return _returned(cost, grads, inner_vars, return_inner_v)
 
 
 def maml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None,
