@@ -6,7 +6,6 @@ import sonnet as snt
 import tensorflow as tf
 
 import l2l
-from l2l import networks
 from problems import quadratic
 
 LINEAR = {"cw": {"net": "CoordinateWiseDeepLSTM", "net_options": {"layers": []}}}
