@@ -57,7 +57,7 @@ def to_tensor(x: Any, dtype: tf.DType | None = None) -> tf.Tensor:
   precision of a Python or numpy argument.
   """
   if isinstance(x, tf.Variable):
-    x = x.read_value() if tf.executing_eagerly() else tf.identity(x)
+    x = tf.convert_to_tensor(x)  # Reads the value, eagerly or in a graph.
   if dtype is None:
     return tf.convert_to_tensor(x)
   if isinstance(x, tf.Tensor):
@@ -70,7 +70,7 @@ def to_tensor(x: Any, dtype: tf.DType | None = None) -> tf.Tensor:
 
 def check_same_keys(ref: Flat, other: Flat, ref_name: str, other_name: str) -> None:
   """Raises ValueError naming the key chains present in one structure and not the other."""
-  if list(ref) == list(other) or set(ref) == set(other):
+  if set(ref) == set(other):
     return
   missing = [k for k in ref if k not in other]
   extra = [k for k in other if k not in ref]
