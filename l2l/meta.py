@@ -196,7 +196,8 @@ class _Unroll(tf.Module):
       return t + 1, x, states, history.write(t, fx)
 
     _, x, states, history = tf.while_loop(
-        lambda t, *_: t < self._len_unroll, body, (tf.constant(0), x, states, history))
+        lambda t, *_: t < self._len_unroll, body, (tf.constant(0), x, states, history),
+        maximum_iterations=self._len_unroll)  # Static, so the unroll also compiles with XLA.
     fx_final = self._fx(x)
     history = history.write(self._len_unroll, fx_final).stack()
     for var, value in zip(self._x_next, x):

@@ -10,8 +10,8 @@ and back, so that every variable assigned to a net goes through one net call per
   width;
 - ``StandardDeepLSTM``: the whole variable as one row.
 
-The state of a net is a nested structure of ``[N, …]`` tensors (one slice per row), so it can be
-carried in variables and sliced per variable.
+The state of a net is a nested structure of tensors whose shapes depend only on N, so it can be
+carried in variables. The LSTM nets keep theirs feature-major, ``[hidden, N]``: see ``LSTMStack``.
 """
 
 from typing import Any, Sequence
@@ -67,6 +67,61 @@ def _preprocessor(name: str, options: dict | None) -> snt.Module:
   return modules[name](**(options or {}))
 
 
+def _truncated_normal(fan_in: int) -> snt.initializers.Initializer:
+  return snt.initializers.TruncatedNormal(stddev=1.0 / np.sqrt(fan_in))
+
+
+class LSTMStack(snt.Module):
+  """Stacked LSTMs for N independent rows at once, in feature-major layout.
+
+  Every layer computes its four gates with one matmul, ``W [4h, in + h] @ [x; h_prev] + b``, in
+  the order input, forget, output, cell, so one sigmoid covers three gates. Inputs, hidden and cell
+  states are ``[features, N]``: with the many rows (one per optimizee coordinate) on the minor axis,
+  the small matmuls and the gate arithmetic run markedly faster on CPU than ``snt.DeepRNN`` of
+  ``snt.LSTM`` in ``[N, features]`` layout (``bench/meta_step.py``). The maths is ``snt.LSTM``'s,
+  with the same initialisation (truncated normal, stddev 1/√fan-in, zero bias, forget bias 1).
+  """
+
+  def __init__(self, hidden_sizes: Sequence[int], forget_bias: float = 1.0,
+               name: str = "lstm_stack"):
+    """Args:
+      hidden_sizes: hidden size of each layer, bottom first.
+      forget_bias: initial bias of the forget gate (the other gates' biases start at 0).
+      name: module name.
+    """
+    super().__init__(name=name)
+    self._hidden_sizes = [int(h) for h in hidden_sizes]
+    self._forget_bias = forget_bias
+
+  @snt.once
+  def _initialize(self, input_size: int):
+    self.w, self.b = [], []
+    for i, hidden in enumerate(self._hidden_sizes):
+      w_x = _truncated_normal(input_size)([4 * hidden, input_size], tf.float32)
+      w_h = _truncated_normal(hidden)([4 * hidden, hidden], tf.float32)
+      self.w.append(tf.Variable(tf.concat([w_x, w_h], 1), name=f"w_{i}"))
+      bias = np.repeat([0.0, self._forget_bias, 0.0, 0.0], hidden)[:, None]
+      self.b.append(tf.Variable(tf.constant(bias, tf.float32), name=f"b_{i}"))
+      input_size = hidden
+
+  def initial_state(self, num_rows: int) -> tuple[tuple[tf.Tensor, tf.Tensor], ...]:
+    """Zero (hidden, cell) states, each ``[hidden, num_rows]``, one pair per layer."""
+    return tuple((tf.zeros([h, num_rows]), tf.zeros([h, num_rows])) for h in self._hidden_sizes)
+
+  def __call__(self, inputs: tf.Tensor, prev_state) -> tuple[tf.Tensor, tuple]:
+    """inputs: ``[input_size, N]``; returns (top hidden state ``[hidden, N]``, next state)."""
+    self._initialize(int(inputs.shape[0]))
+    next_state, x = [], inputs
+    for w, b, (h, c), hidden in zip(self.w, self.b, prev_state, self._hidden_sizes):
+      gates = tf.matmul(w, tf.concat([x, h], 0)) + b
+      sigmoid_gates, cell_gate = tf.split(gates, [3 * hidden, hidden], 0)
+      input_gate, forget_gate, output_gate = tf.split(tf.sigmoid(sigmoid_gates), 3, 0)
+      c = forget_gate * c + input_gate * tf.tanh(cell_gate)
+      x = output_gate * tf.tanh(c)
+      next_state.append((x, c))
+    return x, tuple(next_state)
+
+
 class StandardDeepLSTM(Network):
   """Preprocessing, a stack of LSTMs and a linear output layer scaled by ``scale``.
 
@@ -83,17 +138,23 @@ class StandardDeepLSTM(Network):
       preprocess_name: "identity", "LogAndSign" or "Clamp" (a module of ``l2l.preprocess``).
       preprocess_options: keyword arguments of the preprocessing module, e.g. {"k": 5}.
       scale: factor on the linear output (the paper's output scaling).
-      initializer: initializer of the output layer: None (Sonnet's default), "zeros", or a dict
-        {"w": ..., "b": ...}.
+      initializer: initializer of the output layer: None (truncated normal with stddev 1/√fan-in
+        and zero bias, as ``snt.Linear``), "zeros", "ones", or a dict {"w": ..., "b": ...}.
       name: module name.
     """
     super().__init__(name=name)
     self._output_size = output_size
     self._scale = scale
     self._preprocess = _preprocessor(preprocess_name, preprocess_options)
-    self._core = snt.DeepRNN([snt.LSTM(units, name=f"lstm_{i}") for i, units in enumerate(layers)]
-                             ) if layers else None
-    self._linear = snt.Linear(output_size, name="linear", **_initializers(initializer))
+    self._core = LSTMStack(layers) if layers else None
+    self._initializers = _initializers(initializer)
+
+  @snt.once
+  def _initialize(self, input_size: int):
+    w_init = self._initializers.get("w_init", _truncated_normal(input_size))
+    b_init = self._initializers.get("b_init", snt.initializers.Zeros())
+    self.w = tf.Variable(w_init([self._output_size, input_size], tf.float32), name="w")
+    self.b = tf.Variable(b_init([self._output_size, 1], tf.float32), name="b")
 
   def to_rows(self, x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [1, -1])
@@ -106,11 +167,13 @@ class StandardDeepLSTM(Network):
 
   def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
     """inputs: gradient rows [N, d]; returns (update rows [N, output_size], next state)."""
-    features = self._preprocess(inputs)
+    features = tf.transpose(self._preprocess(inputs))
     next_state = prev_state
     if self._core is not None:
       features, next_state = self._core(features, prev_state)
-    return self._linear(features) * self._scale, next_state
+    self._initialize(int(features.shape[0]))
+    outputs = tf.matmul(self.w, features) + self.b
+    return tf.transpose(outputs) * self._scale, next_state
 
 
 class CoordinateWiseDeepLSTM(StandardDeepLSTM):

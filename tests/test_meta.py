@@ -81,9 +81,9 @@ def _linear_meta_gradient(w, b, steps):
 def test_meta_gradient_without_second_derivatives_matches_hand_computation():
   optimizer = l2l.MetaOptimizer(**LINEAR)
   ops = optimizer.meta_loss(quadratic.simple(), 3)
-  linear = optimizer.nets["cw"]._linear
+  linear = optimizer.nets["cw"]  # Its output layer: w [1, 1], b [1, 1].
   linear.w.assign([[-0.2]])
-  linear.b.assign([0.05])
+  linear.b.assign([[0.05]])
 
   @tf.function  # Inside the user's own tf.function and tape.
   def grads():
@@ -93,14 +93,14 @@ def test_meta_gradient_without_second_derivatives_matches_hand_computation():
 
   gw, gb = grads()
   ew, eb = _linear_meta_gradient(-0.2, 0.05, 3)
-  np.testing.assert_allclose([float(gw[0, 0]), float(gb[0])], [ew, eb], rtol=1e-5)
+  np.testing.assert_allclose([float(gw[0, 0]), float(gb[0, 0])], [ew, eb], rtol=1e-5)
 
 
 def test_second_derivatives_match_finite_differences():
   optimizer = l2l.MetaOptimizer(**LINEAR)
   ops = optimizer.meta_loss(quadratic.simple(), 3, second_derivatives=True)
-  linear = optimizer.nets["cw"]._linear
-  linear.b.assign([0.05])
+  linear = optimizer.nets["cw"]  # Its output layer: w [1, 1], b [1, 1].
+  linear.b.assign([[0.05]])
 
   def meta_loss_at(w):
     linear.w.assign([[w]])

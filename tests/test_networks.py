@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sonnet as snt
 import tensorflow as tf
 
 from l2l import networks, preprocess
@@ -22,10 +23,31 @@ def test_clamp_bounds():
   np.testing.assert_array_equal(preprocess.Clamp(min_value=0.0)(x), [0.0, 0.5, 3.0])
 
 
+def test_lstm_stack_computes_what_sonnet_lstms_compute():
+  stack = networks.LSTMStack([5, 3])
+  reference = snt.DeepRNN([snt.LSTM(5), snt.LSTM(3)])
+  inputs = tf.random.normal([6, 2], seed=1)
+  reference(inputs, reference.initial_state(6))
+  stack(tf.transpose(inputs), stack.initial_state(6))
+  for w, b, lstm in zip(stack.w, stack.b, reference.submodules):
+    i, f, g, o = tf.split(lstm.b, 4)
+    np.testing.assert_array_equal(b[:, 0], tf.concat([i, f, o, g], 0))  # Forget bias 1, as snt.
+    i, f, g, o = tf.split(tf.concat([lstm.input_to_hidden, lstm.hidden_to_hidden], 0), 4, 1)
+    w.assign(tf.transpose(tf.concat([i, f, o, g], 1)))  # Our gate order: i, f, o | g.
+  state, reference_state = stack.initial_state(6), reference.initial_state(6)
+  for t in range(3):
+    step_inputs = inputs * (t + 1.0)
+    out, state = stack(tf.transpose(step_inputs), state)
+    expected, reference_state = reference(step_inputs, reference_state)
+    np.testing.assert_allclose(tf.transpose(out), expected, rtol=1e-5, atol=1e-6)
+  for (h, c), expected in zip(state, reference_state):
+    np.testing.assert_allclose(tf.transpose(c), expected.cell, rtol=1e-5, atol=1e-6)
+
+
 def test_factory_builds_by_name_and_rejects_unknown_names():
   net = networks.factory("CoordinateWiseDeepLSTM", {"layers": (4,), "scale": 0.5})
   out, state = net(tf.ones([7, 1]), net.initial_state(7))
-  assert out.shape == (7, 1) and state[0].hidden.shape == (7, 4)
+  assert out.shape == (7, 1) and state[0][0].shape == (4, 7)  # (hidden, cell) [4, N].
   with pytest.raises(ValueError, match=r"Unknown net 'Lstm'; choose one of \['Adam', "):
     networks.factory("Lstm")
   with pytest.raises(ValueError, match="Unknown preprocess_name 'log'"):
