@@ -35,6 +35,7 @@ flags.DEFINE_integer("num_epochs", 100, "Held-out problems.", lower_bound=1)
 flags.DEFINE_integer("num_steps", 100, "Optimization steps per problem.", lower_bound=1)
 flags.DEFINE_integer("unroll_length", 20, "Steps per compiled unroll of the learned optimizer.",
                      lower_bound=1)
+flags.DEFINE_boolean("jit_compile", True, "Compile the optimization loops with XLA.")
 flags.DEFINE_string("plot", None, "PNG file for the mean learning curve.")
 # Sinusoid.
 flags.DEFINE_integer("num_tasks", 200, "Held-out tasks (sinusoid).", lower_bound=1)
@@ -95,10 +96,10 @@ def evaluate_optimizer() -> None:
       raise app.UsageError("--optimizer=L2L needs --path, a directory written by train.py.")
     run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(FLAGS.path), config.make_loss,
                                           FLAGS.num_steps, FLAGS.unroll_length,
-                                          config.net_assignments)
+                                          config.net_assignments, FLAGS.jit_compile)
   else:
     run = evaluation.baseline_epoch_runner(FLAGS.optimizer, FLAGS.learning_rate,
-                                           config.make_loss, FLAGS.num_steps)
+                                           config.make_loss, FLAGS.num_steps, FLAGS.jit_compile)
   results = evaluation.run_epochs(run, FLAGS.num_epochs, seed=FLAGS.seed)
   results.update(problem=FLAGS.problem, optimizer=FLAGS.optimizer, path=FLAGS.path,
                  learning_rate=None if FLAGS.optimizer == "L2L" else FLAGS.learning_rate,

@@ -30,6 +30,7 @@ flags.DEFINE_float("learning_rate", 0.001, "Adam learning rate on the optimizer 
 flags.DEFINE_boolean("second_derivatives", False, "Differentiate through optimizee gradients.")
 flags.DEFINE_enum("preset", None, sorted(meta.PRESETS),
                   "Net configuration; default: the problem's own.")
+flags.DEFINE_boolean("jit_compile", True, "Compile each unroll with XLA (faster on CPU).")
 flags.DEFINE_integer("logging_period", 100, "Epochs between progress lines.", lower_bound=1)
 flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations.", lower_bound=1)
 flags.DEFINE_integer("evaluation_epochs", 20, "Validation problems per validation.",
@@ -75,7 +76,7 @@ def train_optimizer() -> None:
   result = training.meta_train(
       FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
       FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,
-      FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset)
+      FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset, FLAGS.jit_compile)
   print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs, "
         f"{result.seconds_per_epoch:.3f} s/epoch, best validation log10 mean final loss "
         f"{result.best_log10_loss:.3f}")

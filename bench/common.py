@@ -9,36 +9,34 @@ from typing import Callable
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def time_call(fn: Callable[[], object], repeats: int = 7, number: int = 20) -> float:
-  """Median over ``repeats`` of the mean seconds per call over ``number`` calls (after a warm-up)."""
-  fn()
-  samples = []
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, number: int = 20,
+                     baseline: str | None = None) -> dict[str, dict[str, float]]:
+  """Times several functions in interleaved blocks, so that machine noise hits all alike.
+
+  Returns ``{name: {"median_s", "min_s", "ratio"}}``: seconds per call (median and minimum over
+  the blocks) and the median over the blocks of the time relative to ``baseline`` (1 without one).
+  """
+  for fn in fns.values():
+    fn()
+  times = {name: [] for name in fns}
   for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(number):
-      fn()
-    samples.append((time.perf_counter() - start) / number)
-  samples.sort()
-  return samples[len(samples) // 2]
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      for _ in range(number):
+        fn()
+      times[name].append((time.perf_counter() - start) / number)
+  median = lambda xs: sorted(xs)[len(xs) // 2]
+  reference = times[baseline] if baseline else None
+  return {name: {"median_s": median(ts), "min_s": min(ts),
+                 "ratio": median([t / r for t, r in zip(ts, reference)]) if reference else 1.0}
+          for name, ts in times.items()}
 
 
 def time_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int = 15,
               number: int = 20) -> tuple[float, float, float]:
-  """Times two functions in interleaved blocks, so that machine noise hits both alike.
-
-  Returns (seconds per call of a, of b, ratio a / b), each the median over the blocks.
-  """
-  fn_a(), fn_b()
-  times_a, times_b, ratios = [], [], []
-  for _ in range(repeats):
-    for fn, times in ((fn_a, times_a), (fn_b, times_b)):
-      start = time.perf_counter()
-      for _ in range(number):
-        fn()
-      times.append((time.perf_counter() - start) / number)
-    ratios.append(times_a[-1] / times_b[-1])
-  median = lambda xs: sorted(xs)[len(xs) // 2]
-  return median(times_a), median(times_b), median(ratios)
+  """(seconds per call of a, of b, ratio a / b), each the median over interleaved blocks."""
+  result = time_interleaved({"a": fn_a, "b": fn_b}, repeats, number, baseline="b")
+  return result["a"]["median_s"], result["b"]["median_s"], result["a"]["ratio"]
 
 
 def write_results(name: str, rows: list[dict], **extra) -> str:

@@ -26,15 +26,18 @@ OPTIMIZERS = ("L2L",) + tuple(BASELINES)
 
 
 def learned_epoch_runner(optimizer: meta.MetaOptimizer, make_loss: Callable[[], tf.Tensor],
-                         num_steps: int, unroll_length: int, net_assignments=None
-                         ) -> Callable[[], np.ndarray]:
-  """``run()`` optimizes one fresh problem with the learned optimizer; returns losses [num_steps+1]."""
+                         num_steps: int, unroll_length: int, net_assignments=None,
+                         jit_compile: bool = True) -> Callable[[], np.ndarray]:
+  """``run()`` optimizes one fresh problem with the learned optimizer; returns losses [num_steps+1].
+
+  ``jit_compile`` compiles the unroll with XLA.
+  """
   if num_steps % unroll_length:
     raise ValueError(f"num_steps ({num_steps}) must be a multiple of unroll_length "
                      f"({unroll_length}).")
   ops = optimizer.meta_loss(make_loss, unroll_length, net_assignments=net_assignments)
 
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def unroll():
     ops.loss()
     ops.update()
@@ -49,8 +52,8 @@ def learned_epoch_runner(optimizer: meta.MetaOptimizer, make_loss: Callable[[], 
 
 
 def baseline_epoch_runner(name: str, learning_rate: float, make_loss: Callable[[], tf.Tensor],
-                          num_steps: int) -> Callable[[], np.ndarray]:
-  """``run()`` optimizes one fresh problem with a ``snt.optimizers`` baseline."""
+                          num_steps: int, jit_compile: bool = True) -> Callable[[], np.ndarray]:
+  """``run()`` optimizes one fresh problem with a ``snt.optimizers`` baseline (XLA if jit_compile)."""
   if name not in BASELINES:
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
   record = variables_lib.record_variables(make_loss)
@@ -58,7 +61,7 @@ def baseline_epoch_runner(name: str, learning_rate: float, make_loss: Callable[[
   optimizer = snt.allow_empty_variables(BASELINES[name](learning_rate))
   loss_fn = lambda: variables_lib.loss_with_custom_variables(make_loss, record, weights)
 
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def optimize():
     losses = tf.TensorArray(tf.float32, size=num_steps + 1)
     for t in tf.range(num_steps):

@@ -146,7 +146,7 @@ class StandardDeepLSTM(Network):
     self._output_size = output_size
     self._scale = scale
     self._preprocess = _preprocessor(preprocess_name, preprocess_options)
-    self._core = LSTMStack(layers) if layers else None
+    self.core = LSTMStack(layers) if layers else None
     self._initializers = _initializers(initializer)
 
   @snt.once
@@ -163,14 +163,14 @@ class StandardDeepLSTM(Network):
     return 1
 
   def initial_state(self, num_rows: int) -> State:
-    return self._core.initial_state(num_rows) if self._core is not None else ()
+    return self.core.initial_state(num_rows) if self.core is not None else ()
 
   def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
     """inputs: gradient rows [N, d]; returns (update rows [N, output_size], next state)."""
     features = tf.transpose(self._preprocess(inputs))
     next_state = prev_state
-    if self._core is not None:
-      features, next_state = self._core(features, prev_state)
+    if self.core is not None:
+      features, next_state = self.core(features, prev_state)
     self._initialize(int(features.shape[0]))
     outputs = tf.matmul(self.w, features) + self.b
     return tf.transpose(outputs) * self._scale, next_state

@@ -33,8 +33,11 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
                learning_rate: float = 0.001, second_derivatives: bool = False,
                evaluation_period: int = 100, evaluation_epochs: int = 20,
                logging_period: int = 10, save_path: str | None = None, seed: int = 0,
-               preset: str | None = None) -> TrainResult:
-  """Meta-trains on ``problem`` (a name of ``problems.get_config``); see the module docstring."""
+               preset: str | None = None, jit_compile: bool = True) -> TrainResult:
+  """Meta-trains on ``problem`` (a name of ``problems.get_config``); see the module docstring.
+
+  ``jit_compile`` compiles each unroll with XLA (``bench/meta_step.py``: markedly faster on CPU).
+  """
   if num_steps % unroll_length:
     raise ValueError(f"num_steps ({num_steps}) must be a multiple of unroll_length "
                      f"({unroll_length}).")
@@ -45,9 +48,9 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
                                       net_assignments=config.net_assignments,
                                       second_derivatives=second_derivatives)
   validate = evaluation.learned_epoch_runner(optimizer, config.make_loss, num_steps,
-                                             unroll_length, config.net_assignments)
+                                             unroll_length, config.net_assignments, jit_compile)
 
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def train_unroll():
     loss = train_ops.step()
     train_ops.update()

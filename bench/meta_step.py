@@ -1,0 +1,184 @@
+"""Speed and memory of one meta-iteration of the MetaOptimizer on the quadratic.
+
+Setting: quadratic 128 × 10 (uniform W, y), the "original" preset (coordinatewise LSTM 20-20,
+LogAndSign k = 5, scale 0.01), unroll 20, first-order meta-gradients unless said otherwise. One
+meta-iteration is what ``train.py`` runs per unroll: ``step()`` (unroll, meta-gradient, one Adam
+step on the net) and ``update()`` (carry the unroll's end over).
+
+Two references compute the same numbers from the same weights (checked before timing), each as one
+``tf.function`` with the unroll in a ``tf.while_loop``:
+
+- "hand-fused TF": the usual fast plain-TF form, an LSTM in ``[N, features]`` layout with one matmul
+  per layer on ``[x, h]`` (the issue's "best plain-TF version", ≈ 15 ms on its reference machine);
+- "Sonnet 2 usual": ``snt.DeepRNN`` of ``snt.LSTM`` and ``snt.Linear`` (≈ 17 ms there).
+
+The issue's target, ≤ 13 ms (a carefully written JAX version), is 13 / 15 = 0.87 of the
+hand-fused reference; this machine's speed drifts, so compare the ratios of one run.
+Trace time is Python tracing into a graph; the first call adds XLA compilation where jit_compile.
+Memory: the peak bytes of TensorFlow's CPU allocator during one meta-iteration (after a warm-up
+call), at unroll 20 / 100 / 400.
+
+Run: ``.venv/bin/python bench/meta_step.py`` (writes bench/results/meta_step.json).
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import sonnet as snt  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import l2l  # noqa: E402
+from bench.common import print_table, time_interleaved, write_results  # noqa: E402
+from l2l import preprocess  # noqa: E402
+from problems import quadratic  # noqa: E402
+
+BATCH, DIMS, UNROLL, LR = 128, 10, 20, 1e-4
+TARGET_RATIO = 13 / 15
+
+
+def library_step(unroll: int = UNROLL, second_derivatives: bool = False, jit: bool = True):
+  """(meta-iteration as a tf.function, its MetaStep, the net) for a fresh problem and optimizer."""
+  optimizer = l2l.MetaOptimizer.from_preset("original")
+  ops = optimizer.meta_minimize(quadratic.quadratic(BATCH, DIMS), unroll, LR,
+                                second_derivatives=second_derivatives)
+  step = tf.function(lambda: (ops.step(), ops.update())[0], jit_compile=jit)
+  return step, ops, optimizer.nets["coordinatewise"]
+
+
+def _reference_step(ops: l2l.MetaStep, weights: list[tf.Variable], net_step):
+  """The meta-iteration written out by hand around ``net_step(gradients [N, 1], state)``."""
+  w, y = ops.meta_loss.constants
+  x_var = tf.Variable(ops.x[0])
+  state_vars = [tf.Variable(tf.zeros([BATCH * DIMS, 20])) for _ in range(4)]
+  optimizer = snt.optimizers.Adam(LR)
+
+  def loss_fn(x):
+    return tf.reduce_mean(tf.reduce_sum(tf.square(tf.reduce_sum(w * x[:, None, :], -1) - y), 1))
+
+  def body(t, x, state, total):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      fx = loss_fn(x)
+    update, state = net_step(tf.reshape(tf.stop_gradient(tape.gradient(fx, x)), [-1, 1]), state)
+    return t + 1, x + tf.reshape(update, x.shape), state, total + fx
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      _, x, state, total = tf.while_loop(
+          lambda t, *_: t < UNROLL, body,
+          (0, x_var.read_value(), [v.read_value() for v in state_vars], 0.0),
+          maximum_iterations=UNROLL)
+      loss = total + loss_fn(x)
+    optimizer.apply(tape.gradient(loss, weights), weights)
+    x_var.assign(x)
+    for var, value in zip(state_vars, state):
+      var.assign(value)
+    return loss
+
+  return step
+
+
+def hand_fused_step(ops: l2l.MetaStep, net: l2l.networks.CoordinateWiseDeepLSTM):
+  """[N, features] LSTM, one matmul per layer, gates (i, f, o | g), the net's weights copied."""
+  w = [tf.Variable(tf.transpose(v)) for v in net.core.w]
+  b = [tf.Variable(tf.transpose(v)) for v in net.core.b]
+  w_out, b_out = tf.Variable(tf.transpose(net.w)), tf.Variable(tf.transpose(net.b))
+  log_and_sign = preprocess.LogAndSign(5)
+
+  def net_step(g, state):
+    x, next_state = log_and_sign(g), []
+    for i in range(2):
+      h, c = state[2 * i:2 * i + 2]
+      gates = tf.matmul(tf.concat([x, h], 1), w[i]) + b[i]
+      sigmoid_gates, cell_gate = tf.split(gates, [60, 20], 1)
+      in_gate, forget_gate, out_gate = tf.split(tf.sigmoid(sigmoid_gates), 3, 1)
+      c = forget_gate * c + in_gate * tf.tanh(cell_gate)
+      x = out_gate * tf.tanh(c)
+      next_state += [x, c]
+    return (tf.matmul(x, w_out) + b_out) * 0.01, next_state
+
+  return _reference_step(ops, w + b + [w_out, b_out], net_step)
+
+
+def sonnet_step(ops: l2l.MetaStep, net: l2l.networks.CoordinateWiseDeepLSTM):
+  """``snt.DeepRNN`` of ``snt.LSTM`` + ``snt.Linear``, written the usual way, the net's weights."""
+  core = snt.DeepRNN([snt.LSTM(20), snt.LSTM(20)])
+  linear = snt.Linear(1)
+  log_and_sign = preprocess.LogAndSign(5)
+  core(tf.zeros([1, 2]), core.initial_state(1))
+  linear(tf.zeros([1, 20]))
+  for lstm, w, b in zip(core.submodules, net.core.w, net.core.b):
+    i, f, o, g = tf.split(tf.transpose(w), 4, 1)
+    weights = tf.concat([i, f, g, o], 1)  # Sonnet's gate order.
+    inputs = lstm.input_to_hidden.shape[0]
+    lstm.input_to_hidden.assign(weights[:inputs])
+    lstm.hidden_to_hidden.assign(weights[inputs:])
+    i, f, o, g = tf.split(b[:, 0], 4)
+    lstm.b.assign(tf.concat([i, f, g, o], 0))
+  linear.w.assign(tf.transpose(net.w))
+  linear.b.assign(net.b[:, 0])
+
+  def net_step(g, state):
+    lstm_state = (snt.LSTMState(state[0], state[1]), snt.LSTMState(state[2], state[3]))
+    out, (s1, s2) = core(log_and_sign(g), lstm_state)
+    return linear(out) * 0.01, [s1.hidden, s1.cell, s2.hidden, s2.cell]
+
+  return _reference_step(ops, list(core.trainable_variables + linear.trainable_variables),
+                         net_step)
+
+
+def first_call(fn) -> tuple[float, float, float]:
+  """(seconds to trace, seconds of the first call: XLA compile where jit and one run, its result)."""
+  start = time.perf_counter()
+  fn.get_concrete_function()
+  traced = time.perf_counter()
+  result = float(fn())
+  return traced - start, time.perf_counter() - traced, result
+
+
+def peak_memory_bytes(unroll: int, jit: bool) -> int:
+  """Peak allocator bytes above the resting level during one meta-iteration (after a warm-up)."""
+  fn, _, _ = library_step(unroll, jit=jit)
+  fn()
+  tf.config.experimental.reset_memory_stats("CPU:0")
+  resting = tf.config.experimental.get_memory_info("CPU:0")["current"]
+  fn()
+  return tf.config.experimental.get_memory_info("CPU:0")["peak"] - resting
+
+
+def main():
+  tf.random.set_seed(0)
+  step, ops, net = library_step()
+  fns = {"l2l, jit_compile": step, "hand-fused TF (reference)": hand_fused_step(ops, net),
+         "Sonnet 2 usual (reference)": sonnet_step(ops, net)}
+  first = {name: first_call(fn) for name, fn in fns.items()}
+  losses = [loss for _, _, loss in first.values()]
+  np.testing.assert_allclose(losses, losses[0], rtol=1e-4)  # The same computation.
+  for name, second, jit in (("l2l, graph", False, False), ("l2l 2nd derivs, jit_compile", True, True),
+                            ("l2l 2nd derivs, graph", True, False)):
+    fns[name] = library_step(second_derivatives=second, jit=jit)[0]
+    first[name] = first_call(fns[name])
+  timings = time_interleaved(fns, repeats=15, number=10, baseline="hand-fused TF (reference)")
+  rows = [{"meta-iteration": name, "ms": 1e3 * t["median_s"], "min_ms": 1e3 * t["min_s"],
+           "vs_hand_fused": t["ratio"], "trace_s": first[name][0], "first_call_s": first[name][1]}
+          for name, t in timings.items()]
+  print_table(rows, ["meta-iteration", "ms", "min_ms", "vs_hand_fused", "trace_s", "first_call_s"])
+  memory = [{"unroll": unroll, "jit_compile": jit, "peak_MiB": peak_memory_bytes(unroll, jit) / 2**20}
+            for unroll in (20, 100, 400) for jit in (True, False)]
+  print()
+  print_table(memory, ["unroll", "jit_compile", "peak_MiB"])
+  path = write_results(
+      "meta_step", rows, memory=memory, target_vs_hand_fused=TARGET_RATIO,
+      setting=f"quadratic {BATCH}x{DIMS}, original preset (LSTM 20-20, LogAndSign k=5, scale 0.01), "
+              f"unroll {UNROLL}; median of 15 interleaved blocks of 10 meta-iterations")
+  print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  main()
