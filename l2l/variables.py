@@ -27,6 +27,14 @@ OUTSIDE_HINT = ("Build every module and variable inside make_loss: a module or v
                  "outside it keeps its own variables, which are then neither optimized nor reset.")
 
 
+def _count_mismatch(created: int, recorded: int) -> str:
+  return (f"make_loss created {created} variables, {recorded} when it was recorded; it must create "
+          "the same variables on every call. State created lazily on the first call only "
+          "(tf.random.get_global_generator(), a module or variable cached across calls) breaks "
+          "this: create random generators before make_loss and build every module and variable "
+          "inside make_loss.")
+
+
 @dataclasses.dataclass
 class VariableRecord:
   """The variables a ``make_loss`` creates, in creation order."""
@@ -84,8 +92,13 @@ def record_variables(make_loss: MakeLoss) -> VariableRecord:
     variables.append(variable)
     return variable
 
-  with tf.variable_creator_scope(creator):
+  with tf.GradientTape() as tape, tf.variable_creator_scope(creator):
     make_loss()
+  recorded = {id(v) for v in variables}
+  outside = [v.name for v in tape.watched_variables() if id(v) not in recorded]
+  if outside:
+    raise ValueError(f"make_loss reads trainable variables {outside} that it did not create. "
+                     + OUTSIDE_HINT)
   return VariableRecord(variables, mask)
 
 
@@ -106,9 +119,7 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
     index = counter["created"]
     counter["created"] += 1
     if index >= len(record.variables):
-      raise ValueError(
-          f"make_loss created more variables ({index + 1}) than when it was recorded "
-          f"({len(record.variables)}). It must create the same variables on every call.")
+      raise ValueError(_count_mismatch(index + 1, len(record.variables)))
     recorded = record.variables[index]
     if _meant_trainable(kwargs) != record.trainable_mask[index]:
       raise ValueError(
@@ -127,10 +138,8 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
 
   with tf.variable_creator_scope(creator):
     loss = make_loss()
-  if counter["used"] != supplied or counter["created"] != len(record.variables):
-    raise ValueError(
-        f"make_loss used {counter['used']} of the {supplied} substituted variables (and created "
-        f"{counter['created']} variables, {len(record.variables)} when recorded). {OUTSIDE_HINT}")
+  if counter["created"] != len(record.variables):
+    raise ValueError(_count_mismatch(counter["created"], len(record.variables)))
   return loss
 
 
@@ -152,12 +161,11 @@ def reinitialize(make_loss: MakeLoss, record: VariableRecord,
     index = counter[0]
     counter[0] += 1
     if index >= len(targets):
-      raise ValueError(f"make_loss created more variables than when it was recorded. {OUTSIDE_HINT}")
+      raise ValueError(_count_mismatch(index + 1, len(targets)))
     targets[index].assign(_initial_value(kwargs))
     return record.variables[index]
 
   with tf.variable_creator_scope(creator):
     make_loss()
   if counter[0] != len(targets):
-    raise ValueError(f"make_loss created {counter[0]} variables, {len(targets)} when it was "
-                     f"recorded. {OUTSIDE_HINT}")
+    raise ValueError(_count_mismatch(counter[0], len(targets)))

@@ -163,3 +163,27 @@ def test_quadratic_distributions():
     assert (w.min() < 0) == (distribution == "normal")
   with pytest.raises(ValueError, match="Unknown distribution 'beta'"):
     quadratic.quadratic(distribution="beta")
+
+
+@pytest.mark.parametrize("net, baseline", [
+    ({"net": "Sgd", "net_options": {"learning_rate": 0.05}}, snt.optimizers.SGD(0.05)),
+    ({"net": "Adam", "net_options": {"learning_rate": 0.1}}, snt.optimizers.Adam(0.1))])
+def test_hand_designed_nets_inside_the_meta_optimizer_reproduce_their_optimizer(net, baseline):
+  optimizer = l2l.MetaOptimizer(hand=net)
+  ops = optimizer.meta_loss(quadratic.quadratic(batch_size=4, num_dims=3), 5)
+  w, y = (tf.constant(c) for c in ops.constants)
+  x = tf.Variable(ops.x[0])
+  losses = []
+  for _ in range(10):  # Plain TF on a real variable, over the unroll boundary.
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf.reduce_sum(tf.square(tf.reduce_sum(w * x[:, None, :], -1) - y), 1))
+    baseline.apply(tape.gradient(loss, [x]), [x])
+    losses.append(float(loss))
+  unroll = tf.function(lambda: (ops.loss(), ops.update())[0])
+  unroll()
+  first = ops.fx_history.numpy()
+  unroll()
+  rtol = 0 if net["net"] == "Sgd" else 5e-5  # SGD: the same floats; Adam: float32 rounding.
+  np.testing.assert_allclose(np.concatenate([first, ops.fx_history.numpy()[1:]])[:10], losses,
+                             rtol=rtol)
+  np.testing.assert_allclose(ops.x[0], x, rtol=rtol)

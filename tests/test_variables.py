@@ -64,9 +64,35 @@ def test_module_cached_outside_make_loss_is_a_clear_error():
     return tf.reduce_sum(cache["net"](x))
 
   record = variables.record_variables(make_loss)
-  with pytest.raises(ValueError, match=r"used 0 of the 2 substituted variables .* Build every "
+  with pytest.raises(ValueError, match=r"created 0 variables, 2 when it was recorded.* build every "
                                        r"module and variable inside make_loss"):
     variables.loss_with_custom_variables(make_loss, record, [tf.zeros([3, 1]), tf.zeros([1])])
+
+
+def test_module_built_before_make_loss_is_a_clear_error():
+  net = snt.Linear(1, name="outside")
+  net(tf.ones([2, 3]))
+
+  def make_loss():
+    x = tf.Variable(lambda: tf.ones([2, 3]), name="x")
+    return tf.reduce_sum(net(x))
+
+  with pytest.raises(ValueError, match=r"reads trainable variables \['outside/w:0', 'outside/b:0'\] "
+                                       r"that it did not create.* Build every module and variable "
+                                       r"inside make_loss"):
+    variables.record_variables(make_loss)
+
+
+def test_lazily_created_global_state_is_a_clear_error():
+  def make_loss():  # The global generator's state variable is created on the first call only.
+    x = tf.Variable(lambda: tf.ones([3]), name="x")
+    return tf.reduce_sum(tf.square(x + tf.random.get_global_generator().normal([3])))
+
+  tf.random.set_global_generator(None)  # So that the first make_loss call creates it.
+  record = variables.record_variables(make_loss)
+  with pytest.raises(ValueError, match=r"created 1 variables, 2 when it was recorded.*"
+                                       r"tf.random.get_global_generator\(\)"):
+    variables.loss_with_custom_variables(make_loss, record, [tf.zeros([3])])
 
 
 def test_shape_and_dtype_are_checked():
@@ -103,3 +129,26 @@ def test_duplicate_names_are_rejected_for_assignment():
     return a * b
   with pytest.raises(ValueError, match=r"duplicate names \['x'\]"):
     variables.record_variables(make_loss).trainable_names()
+
+
+def test_substituted_gradients_equal_real_variable_gradients():
+  x = tf.random.stateless_normal([4, 3], seed=[0, 1])
+  init = lambda shape, dtype: tf.random.stateless_normal(shape, [len(shape), shape[-1]], dtype=dtype)
+
+  def make_loss():
+    hidden = tf.tanh(snt.Linear(5, w_init=init, b_init=init, name="l1")(x))
+    return tf.reduce_mean(tf.square(snt.Linear(1, w_init=init, b_init=init, name="l2")(hidden)))
+
+  with tf.GradientTape() as tape:  # Plain TF: real trainable variables.
+    real_loss = make_loss()
+  real_variables = tape.watched_variables()
+  real_grads = tape.gradient(real_loss, real_variables)
+  record = variables.record_variables(make_loss)
+  tensors = [tf.constant(v) for v in record.trainable]
+  with tf.GradientTape() as tape:
+    tape.watch(tensors)
+    loss = variables.loss_with_custom_variables(make_loss, record, tensors)
+  assert [v.shape for v in real_variables] == [t.shape for t in tensors]
+  np.testing.assert_allclose(loss, real_loss, rtol=1e-6)
+  for grad, real in zip(tape.gradient(loss, tensors), real_grads):
+    np.testing.assert_allclose(grad, real, rtol=1e-6)
