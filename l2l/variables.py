@@ -137,7 +137,16 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
     return value
 
   with tf.variable_creator_scope(creator):
-    loss = make_loss()
+    try:
+      loss = make_loss()
+    except AttributeError as error:
+      if "Tensor' object has no attribute" not in str(error):
+        raise
+      raise TypeError(
+          f"make_loss called a tf.Variable-only API on a substituted variable ({error}). During "
+          "unrolls its trainable variables are tensors: read them (module attributes such as "
+          "lin.w, or the variable itself) instead of calling assign*, or module."
+          "trainable_variables, on them.") from error
   if counter["created"] != len(record.variables):
     raise ValueError(_count_mismatch(counter["created"], len(record.variables)))
   return loss

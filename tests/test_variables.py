@@ -152,3 +152,25 @@ def test_substituted_gradients_equal_real_variable_gradients():
   np.testing.assert_allclose(loss, real_loss, rtol=1e-6)
   for grad, real in zip(tape.gradient(loss, tensors), real_grads):
     np.testing.assert_allclose(grad, real, rtol=1e-6)
+
+
+def test_variable_only_api_on_a_substituted_variable_is_explained():
+  def make_loss():
+    x = tf.Variable(lambda: tf.ones([2]), name="x")
+    x.assign_add(tf.ones([2]))
+    return tf.reduce_sum(x)
+
+  record = variables.record_variables(make_loss)
+  with pytest.raises(TypeError, match=r"tf.Variable-only API on a substituted variable .*"
+                                      r"assign_add.*module attributes such as lin.w"):
+    variables.loss_with_custom_variables(make_loss, record, [tf.zeros([2])])
+
+
+def test_reinitialize_draws_fresh_sonnet_module_weights():
+  x = tf.ones([2, 3])
+  make_loss = lambda: tf.reduce_sum(snt.Linear(4, name="lin")(x))
+  record = variables.record_variables(make_loss)
+  before = record.trainable[0].numpy()
+  variables.reinitialize(make_loss, record)
+  after = record.trainable[0].numpy()
+  assert after.shape == (3, 4) and not np.allclose(before, after)
