@@ -27,7 +27,8 @@ train: $(STAMP)
 	  --output_json=$(RUN_DIR)/quadratic/eval_adam.json
 
 train-sinusoid: $(STAMP)
-	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=3000 --save_path=$(RUN_DIR)/sinusoid
+	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=30000 --logging_period=5000 \
+	  --save_path=$(RUN_DIR)/sinusoid
 	$(PY) evaluate.py --problem=sinusoid --path=$(RUN_DIR)/sinusoid --output_json=$(RUN_DIR)/sinusoid/eval.json
 
 test: $(STAMP)

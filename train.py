@@ -47,8 +47,16 @@ flags.DEFINE_float("inner_learning_rate", 0.02, "Inner SGD step size (sinusoid).
 flags.DEFINE_float("outer_learning_rate", 0.1,
                    "Initial outer step size, annealed to 0 (sinusoid).", lower_bound=0.0)
 
-_SINUSOID_FLAGS = ("algorithm", "num_iterations", "meta_batch_size", "inner_steps",
-                   "inner_learning_rate", "outer_learning_rate", "seed")
+flags.DEFINE_enum("reptile_variant", "seed", list(initialisation.VARIANTS),
+                  "Reptile as the demo does it (minibatch SGD, then interpolate) or the library's "
+                  "reptile_step (sinusoid, --algorithm=reptile).")
+flags.DEFINE_integer("checkpoint_every", 0, "Iterations between resumable checkpoints under "
+                     "--save_path (0: none; sinusoid).", lower_bound=0)
+flags.DEFINE_boolean("resume", False, "Continue from the latest checkpoint under --save_path "
+                     "(sinusoid).")
+
+_SINUSOID_FLAGS = ("algorithm", "reptile_variant", "num_iterations", "meta_batch_size",
+                   "inner_steps", "inner_learning_rate", "outer_learning_rate", "seed")
 
 
 @flags.multi_flags_validator(["num_steps", "unroll_length"],
@@ -58,21 +66,32 @@ def _check_unrolls(values):
 
 
 def train_sinusoid() -> None:
-  tf.random.set_seed(FLAGS.seed)
-  params, iterations_per_second = initialisation.train_sinusoid(
+  if FLAGS["reptile_variant"].present and FLAGS.algorithm != "reptile":
+    raise app.UsageError(f"--reptile_variant applies to --algorithm=reptile only, not "
+                         f"{FLAGS.algorithm}.")
+  if (FLAGS.checkpoint_every or FLAGS.resume) and not FLAGS.save_path:
+    raise app.UsageError("--checkpoint_every and --resume need --save_path.")
+  variant = FLAGS.reptile_variant if FLAGS.algorithm == "reptile" else "library"
+  result = initialisation.train_sinusoid(
       FLAGS.algorithm, FLAGS.num_iterations, FLAGS.meta_batch_size, FLAGS.inner_steps,
-      FLAGS.inner_learning_rate, FLAGS.outer_learning_rate, FLAGS.seed, FLAGS.logging_period)
-  print(f"trained {FLAGS.algorithm} on sinusoid: {FLAGS.num_iterations} iterations, "
-        f"{iterations_per_second:.0f} iterations/s")
+      FLAGS.inner_learning_rate, FLAGS.outer_learning_rate, FLAGS.seed, FLAGS.logging_period,
+      variant, FLAGS.save_path, FLAGS.checkpoint_every or None, FLAGS.resume)
+  print(f"trained {FLAGS.algorithm} ({variant}) on sinusoid: {FLAGS.num_iterations} iterations "
+        f"(from {result.start_iteration}), {result.iterations_per_second:.0f} iterations/s, "
+        f"compiled in {result.compile_seconds:.1f} s")
   if FLAGS.save_path:
-    initialisation.save(params, FLAGS.save_path, {
+    initialisation.save(result.params, FLAGS.save_path, {
         "problem": "sinusoid", "algorithm": FLAGS.algorithm,
         "flags": {name: FLAGS[name].value for name in _SINUSOID_FLAGS},
-        "iterations_per_second": iterations_per_second})
+        "iterations_per_second": result.iterations_per_second,
+        "compile_seconds": result.compile_seconds})
     print(f"saved to {FLAGS.save_path}")
 
 
 def train_optimizer() -> None:
+  if FLAGS.checkpoint_every or FLAGS.resume:
+    raise app.UsageError("--checkpoint_every and --resume are implemented for --problem=sinusoid "
+                         "only so far.")
   result = training.meta_train(
       FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
       FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,

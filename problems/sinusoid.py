@@ -54,7 +54,14 @@ def forward(params: Params, x: tf.Tensor) -> tf.Tensor:
   h = x
   names = sorted(params)
   for i, name in enumerate(names):
-    h = tf.matmul(h, params[name]["w"]) + params[name]["b"]
+    w = params[name]["w"]
+    if w.shape[0] == 1:  # [..., n, 1] x [1, m]: an outer product, fused by XLA unlike a dot.
+      h = h * w
+    elif w.shape[1] == 1:  # [..., n, k] x [k, 1]: a weighted sum, likewise.
+      h = tf.reduce_sum(h * tf.transpose(w), -1, keepdims=True)
+    else:
+      h = tf.matmul(h, w)
+    h = h + params[name]["b"]
     if i < len(names) - 1:
       h = tf.tanh(h)
   return h

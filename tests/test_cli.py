@@ -62,3 +62,34 @@ def test_bad_flags_are_rejected_with_the_allowed_values(tmp_path):
   assert out.returncode != 0 and "--num_steps must be a multiple of --unroll_length" in out.stderr
   out = run("evaluate.py", "--optimizer=L2L", f"--path={tmp_path}", check=False)
   assert out.returncode != 0 and "No saved optimizer at" in out.stderr
+
+
+def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+  """SIGKILL after the first checkpoint; --resume must end where an uninterrupted run ends."""
+  import signal
+  import time
+
+  import numpy as np
+  import tensorflow as tf
+
+  from l2l import initialisation
+
+  args = ["train.py", "--problem=sinusoid", "--num_iterations=6000", "--logging_period=1",
+          "--checkpoint_every=1000", "--seed=3", f"--save_path={tmp_path}"]
+  process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  state = tmp_path / initialisation.CHECKPOINT_DIR / "checkpoint"
+  deadline = time.time() + 120
+  while not state.exists() and process.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert state.exists() and not (tmp_path / "config.json").exists()  # Killed mid-run.
+  out = run(*args, "--resume").stdout
+  resumed_from = int(out.split("(from ")[1].split(")")[0])
+  assert 1000 <= resumed_from < 6000
+  reference = initialisation.train_sinusoid("reptile", 6000, 1, 5, 0.02, 0.1, seed=3,
+                                            logging_period=6000)
+  resumed = initialisation.load_params(str(tmp_path))
+  for a, b in zip(tf.nest.flatten(resumed), tf.nest.flatten(reference.params)):
+    np.testing.assert_array_equal(a, b)
