@@ -9,7 +9,6 @@ MAML or MAML (``l2l/initialisation.py``) and saves it to ``--save_path``.
 """
 
 from absl import app, flags
-import tensorflow as tf
 
 import problems
 from l2l import initialisation

@@ -22,7 +22,6 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 import problems  # noqa: E402
 from bench.common import RESULTS_DIR, print_table, write_results  # noqa: E402
