@@ -29,7 +29,8 @@ train: $(STAMP)
 train-sinusoid: $(STAMP)
 	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=30000 --logging_period=5000 \
 	  --save_path=$(RUN_DIR)/sinusoid
-	$(PY) evaluate.py --problem=sinusoid --path=$(RUN_DIR)/sinusoid --output_json=$(RUN_DIR)/sinusoid/eval.json
+	$(PY) evaluate.py --problem=sinusoid --path=$(RUN_DIR)/sinusoid --output_json=$(RUN_DIR)/sinusoid/eval.json \
+	  --plot=$(RUN_DIR)/sinusoid/demo.png
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -20,6 +20,7 @@ import problems
 from l2l import evaluation
 from l2l import initialisation
 from l2l import meta
+from problems import sinusoid
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("problem", "quadratic", list(problems.NAMES) + ["sinusoid"],
@@ -59,14 +60,38 @@ def evaluate_sinusoid() -> None:
     adapt_steps = [-1]
   if adapt_steps[0] < 0:
     raise app.UsageError(f"--adapt_steps must be non-negative integers, got {FLAGS.adapt_steps}")
-  results = initialisation.evaluate_sinusoid(initialisation.load_params(FLAGS.path),
-                                             FLAGS.num_tasks, adapt_steps,
+  params = initialisation.load_params(FLAGS.path)
+  results = initialisation.evaluate_sinusoid(params, FLAGS.num_tasks, adapt_steps,
                                              FLAGS.adapt_learning_rate, FLAGS.seed)
   results["path"] = FLAGS.path
   print(f"{'steps':>6} {'mean MSE':>10} {'median MSE':>11}")
   for k, row in results["mse"].items():
     print(f"{k:>6} {row['mean']:>10.4f} {row['median']:>11.4f}")
   _write_json(results)
+  if FLAGS.plot:
+    plot_sinusoid(params, FLAGS.plot)
+    print(f"wrote {FLAGS.plot}")
+
+
+def plot_sinusoid(params, path: str) -> None:
+  """The demo's figure: one held-out task, its 10 points, predictions after 0, 8, 16, 24, 32 steps."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  task = initialisation.held_out_tasks(1, FLAGS.seed)
+  predictions = initialisation.adapted_predictions(params, task["x_train"][0], task["y_train"][0],
+                                                   32, FLAGS.adapt_learning_rate)
+  x = sinusoid.X_ALL[:, 0]
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for step in (0, 8, 16, 24, 32):
+    ax.plot(x, predictions[step, :, 0], label=f"pred after {step}", color=(step / 32, 0, 1 - step / 32))
+  ax.plot(x, task["y_all"][0, :, 0], label="true", color=(0, 1, 0))
+  ax.plot(task["x_train"][0, :, 0], task["y_train"][0, :, 0], "x", label="train", color="k")
+  ax.set_ylim(-4, 4)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
 
 
 def plot_curves(curves: dict[str, list[float]], path: str, title: str) -> None:

@@ -230,31 +230,48 @@ def load_params(path: str | None, seed: int = 0) -> sinusoid.Params:
   return tf.nest.map_structure(tf.convert_to_tensor, params)
 
 
-def evaluate_sinusoid(params: sinusoid.Params, num_tasks: int, adapt_steps: list[int],
-                      adapt_lr: float, seed: int) -> dict:
-  """Mean / median MSE over the 50 points after k SGD steps on 10 points, per k."""
+def adapted_predictions(params: sinusoid.Params, x_train: np.ndarray, y_train: np.ndarray,
+                        max_steps: int, adapt_lr: float) -> np.ndarray:
+  """Predictions on the 50 points after 0 … max_steps SGD steps on one task's (x_train, y_train).
+
+  Returns [max_steps + 1, 50, 1].
+  """
+  return _adapt_fn(max_steps, adapt_lr)(params, x_train, y_train).numpy()
+
+
+def _adapt_fn(max_steps: int, adapt_lr: float):
+  @tf.function
+  def adapt(params, x, y):
+    predictions = []
+    for step in range(max_steps + 1):
+      predictions.append(sinusoid.forward(params, sinusoid.X_ALL))
+      if step < max_steps:
+        with tf.GradientTape() as tape:
+          tape.watch(params)
+          cost = sinusoid.mse_cost({"x": x, "y": y}, params)
+        params = gradient_descent_update(params, tape.gradient(cost, params), adapt_lr)
+    return tf.stack(predictions)
+  return adapt
+
+
+def held_out_tasks(num_tasks: int, seed: int) -> dict[str, np.ndarray]:
+  """``num_tasks`` tasks from ``seed``: 10 training points each and the values on all 50."""
   rng = np.random.RandomState(seed)
   amplitude, phase = sinusoid.sample_tasks(rng, num_tasks)
   x_train = np.stack([sinusoid.X_ALL[rng.choice(len(sinusoid.X_ALL), sinusoid.NUM_TRAIN_POINTS,
                                                 replace=False)] for _ in range(num_tasks)])
-  y_train = sinusoid.task_values(amplitude, phase, x_train)
-  y_all = sinusoid.task_values(amplitude, phase, sinusoid.X_ALL)
-  max_steps = max(adapt_steps)
+  return {"x_train": x_train, "y_train": sinusoid.task_values(amplitude, phase, x_train),
+          "y_all": sinusoid.task_values(amplitude, phase, sinusoid.X_ALL)}
 
-  @tf.function
-  def adapt_curve(x, y, y_all):
-    """MSE on all points after 0..max_steps SGD steps, for one task."""
-    p, curve = params, []
-    for step in range(max_steps + 1):
-      curve.append(tf.reduce_mean(tf.square(sinusoid.forward(p, sinusoid.X_ALL) - y_all)))
-      if step < max_steps:
-        with tf.GradientTape() as tape:
-          tape.watch(p)
-          cost = sinusoid.mse_cost({"x": x, "y": y}, p)
-        p = gradient_descent_update(p, tape.gradient(cost, p), adapt_lr)
-    return tf.stack(curve)
 
-  curves = np.stack([adapt_curve(x_train[i], y_train[i], y_all[i]) for i in range(num_tasks)])
+def evaluate_sinusoid(params: sinusoid.Params, num_tasks: int, adapt_steps: list[int],
+                      adapt_lr: float, seed: int) -> dict:
+  """Mean / median MSE over the 50 points after k SGD steps on 10 points, per k."""
+  tasks = held_out_tasks(num_tasks, seed)
+  adapt = _adapt_fn(max(adapt_steps), adapt_lr)
+  curves = np.stack([
+      np.mean(np.square(adapt(params, tasks["x_train"][i], tasks["y_train"][i]).numpy()
+                        - tasks["y_all"][i]), axis=(1, 2)) for i in range(num_tasks)])
   return {"mse": {str(k): {"mean": float(curves[:, k].mean()),
                            "median": float(np.median(curves[:, k]))} for k in adapt_steps},
           "num_tasks": num_tasks, "adapt_learning_rate": adapt_lr, "seed": seed}

@@ -92,3 +92,15 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
 def test_divergence_stops_with_a_clear_message():
   with pytest.raises(FloatingPointError, match="meta-training diverged"):
     initialisation.train_sinusoid("fomaml", 50, 1, 5, 0.02, 1e4, seed=0, variant="library")
+
+
+def test_adapted_predictions_give_the_evaluated_errors():
+  params = sinusoid.init_params(0)
+  task = initialisation.held_out_tasks(1, seed=5)
+  predictions = initialisation.adapted_predictions(params, task["x_train"][0], task["y_train"][0],
+                                                   8, 0.02)
+  assert predictions.shape == (9, 50, 1)
+  mse = np.mean(np.square(predictions - task["y_all"][0]), axis=(1, 2))
+  result = initialisation.evaluate_sinusoid(params, 1, [0, 8], 0.02, seed=5)
+  np.testing.assert_allclose([result["mse"]["0"]["mean"], result["mse"]["8"]["mean"]],
+                             mse[[0, 8]], rtol=1e-6)
