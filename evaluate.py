@@ -94,24 +94,6 @@ def plot_sinusoid(params, path: str) -> None:
   plt.close(fig)
 
 
-def plot_curves(curves: dict[str, list[float]], path: str, title: str) -> None:
-  """Draws log10 mean loss against step for each named curve into a PNG."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  import numpy as np
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for name, curve in curves.items():
-    ax.plot(np.log10(np.maximum(curve, 1e-30)), label=name)
-  ax.set_xlabel("step")
-  ax.set_ylabel("log10 mean loss")
-  ax.set_title(title)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
 def evaluate_optimizer() -> None:
   if FLAGS.num_steps % FLAGS.unroll_length:
     raise app.UsageError("--num_steps must be a multiple of --unroll_length.")
@@ -134,7 +116,8 @@ def evaluate_optimizer() -> None:
         f"{results['mean_final_loss']:.4g}) over {FLAGS.num_epochs} problems, "
         f"{results['seconds_per_epoch']:.4f} s/epoch")
   if FLAGS.plot:
-    plot_curves({FLAGS.optimizer: results["mean_loss_curve"]}, FLAGS.plot, FLAGS.problem)
+    evaluation.plot_curves({FLAGS.optimizer: results["mean_loss_curve"]}, FLAGS.plot,
+                           FLAGS.problem)
     print(f"wrote {FLAGS.plot}")
   _write_json(results)
 

@@ -18,10 +18,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 import problems  # noqa: E402
 from bench.common import RESULTS_DIR, print_table, write_results  # noqa: E402
@@ -63,15 +59,8 @@ def main():
   for lr in ADAM_GRID:
     curves[f"Adam, lr {lr}"] = adam[lr]["mean_loss_curve"]
   plot_path = os.path.join(RESULTS_DIR, "quadratic_quality.png")
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  for label, curve in curves.items():
-    ax.semilogy(curve, label=label, linestyle="-" if label.startswith("L2L") else "--")
-  ax.set_xlabel("step")
-  ax.set_ylabel(f"mean loss over {EVAL_EPOCHS} held-out problems")
-  ax.set_title("Quadratic 128 x 10: learned optimizer vs Adam")
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(plot_path, dpi=100)
+  evaluation.plot_curves(curves, plot_path, f"Quadratic 128 x 10: learned optimizer vs Adam, "
+                         f"{EVAL_EPOCHS} held-out problems")
   path = write_results(
       "quadratic_quality", rows, target_margin=TARGET_MARGIN, plot=os.path.basename(plot_path),
       adam_grid={str(lr): adam[lr]["log10_mean_final_loss"] for lr in ADAM_GRID},

@@ -7,7 +7,7 @@ Both kinds record the loss at t = 0 … num_steps, so their curves line up.
 
 import math
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import sonnet as snt
@@ -102,3 +102,23 @@ def run_epochs(run: Callable[[], np.ndarray], num_epochs: int, seed: int | None 
       "seconds_per_epoch": float(np.mean(times[1:] if len(times) > 1 else times)),
       "num_epochs": num_epochs,
   }
+
+
+def plot_curves(curves: dict[str, Sequence[float]], path: str, title: str) -> None:
+  """Draws mean loss curves (log scale) against step into a PNG.
+
+  Curves whose name starts with "L2L" (learned optimizers) are solid, the others dashed.
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for name, curve in curves.items():
+    ax.semilogy(curve, label=name, linestyle="-" if name.startswith("L2L") else "--")
+  ax.set_xlabel("step")
+  ax.set_ylabel("mean loss")
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
