@@ -7,7 +7,7 @@ Both kinds record the loss at t = 0 … num_steps, so their curves line up.
 
 import math
 import time
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
 import sonnet as snt
@@ -104,8 +104,8 @@ def run_epochs(run: Callable[[], np.ndarray], num_epochs: int, seed: int | None 
   }
 
 
-def plot_curves(curves: dict[str, Sequence[float]], path: str, title: str) -> None:
-  """Draws mean loss curves (log scale) against step into a PNG.
+def plot_curves(curves: dict[str, Sequence[float]], path: str | BinaryIO, title: str) -> None:
+  """Draws mean loss curves (log scale) against step into a PNG file (a path or a binary stream).
 
   Curves whose name starts with "L2L" (learned optimizers) are solid, the others dashed.
   """
@@ -120,5 +120,5 @@ def plot_curves(curves: dict[str, Sequence[float]], path: str, title: str) -> No
   ax.set_title(title)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=100, format="png")
   plt.close(fig)

@@ -76,6 +76,7 @@ class MetaLoss:
   x: list[tf.Variable]
   constants: list[tf.Variable]
   fx_history: tf.Variable  # The optimizee loss at t = 0 … len_unroll of the last unroll.
+  carried: tf.Module  # Every carried variable (optimizee values, RNN states): checkpoint it.
 
   def __iter__(self):
     return iter((self.loss, self.update, self.reset, self.fx, self.x, self.constants))
@@ -91,6 +92,8 @@ class MetaStep:
   x: list[tf.Variable]
   meta_loss: MetaLoss
   optimizer: snt.Optimizer  # Adam on the nets' weights; checkpoint it to resume training.
+  grad_norm: tf.Variable  # Global norm of the last step's meta-gradient, before clipping.
+  applied: tf.Variable  # Whether the last step updated the nets (False: non-finite, skipped).
 
   def __iter__(self):
     return iter((self.step, self.update, self.reset, self.fx, self.x))
@@ -219,7 +222,7 @@ class _Unroll(tf.Module):
 
   def ops(self) -> MetaLoss:
     return MetaLoss(self.loss, self.update, self.reset, self.fx, self.x, self._record.constants,
-                    self.fx_history)
+                    self.fx_history, self)
 
 
 class MetaOptimizer(snt.Module):
@@ -245,11 +248,19 @@ class MetaOptimizer(snt.Module):
                  for key, spec in self.config.items()}
 
   @classmethod
-  def from_preset(cls, preset: str) -> "MetaOptimizer":
-    """A MetaOptimizer with the named net configuration of ``PRESETS``."""
+  def from_preset(cls, preset: str, net_keys: Sequence[str] | None = None) -> "MetaOptimizer":
+    """A MetaOptimizer with the named net configuration of ``PRESETS``.
+
+    ``net_keys``: several nets, each configured as the preset's one (e.g. ``("conv", "fc")``);
+    None keeps the preset's own single key.
+    """
     if preset not in PRESETS:
       raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
-    return cls(**PRESETS[preset])
+    config = PRESETS[preset]
+    if net_keys:
+      (spec,) = config.values()
+      config = {key: spec for key in net_keys}
+    return cls(**config)
 
   @snt.no_name_scope  # The problem's variables keep the names make_loss gives them.
   def meta_loss(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
@@ -273,27 +284,50 @@ class MetaOptimizer(snt.Module):
 
   @snt.no_name_scope
   def meta_minimize(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
-                    learning_rate: float = 0.01, **kwargs) -> MetaStep:
+                    learning_rate: float = 0.01, clip_norm: float | None = None,
+                    **kwargs) -> MetaStep:
     """``meta_loss`` plus a ``step()`` that takes one Adam step on the nets' weights.
 
-    ``kwargs`` go to ``meta_loss``. ``step()`` returns the meta-loss; follow it with ``update()``.
+    ``step()`` returns the meta-loss; follow it with ``update()``. It records the meta-gradient's
+    global norm in ``grad_norm``, clips the gradient to global norm ``clip_norm`` when given, and
+    skips the Adam step (``applied`` False) when the meta-loss or the meta-gradient is not finite,
+    so that one diverging problem cannot write NaN into the nets. ``kwargs`` go to ``meta_loss``.
     """
+    if clip_norm is not None and not clip_norm > 0:
+      raise ValueError(f"clip_norm must be positive (or None for no clipping), got {clip_norm}.")
     ops = self.meta_loss(make_loss, len_unroll, **kwargs)
     optimizer = snt.optimizers.Adam(learning_rate)
     weights = self.trainable_variables
+    grad_norm = tf.Variable(0.0, trainable=False, name="grad_norm")
+    applied = tf.Variable(True, trainable=False, name="applied")
+
+    def apply(grads: list[tf.Tensor]) -> tf.Tensor:
+      if clip_norm is not None:
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=grad_norm)
+      optimizer.apply(grads, weights)
+      return tf.constant(True)
 
     def step() -> tf.Tensor:
       with tf.GradientTape() as tape:
         loss = ops.loss()
       if weights:
         grads = tape.gradient(loss, weights)
-        optimizer.apply(grads, weights)
+        grad_norm.assign(tf.linalg.global_norm(grads))
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+        applied.assign(tf.cond(finite, lambda: apply(grads), lambda: tf.constant(False)))
       return loss
 
-    return MetaStep(step, ops.update, ops.reset, ops.fx, ops.x, ops, optimizer)
+    return MetaStep(step, ops.update, ops.reset, ops.fx, ops.x, ops, optimizer, grad_norm, applied)
 
   def save(self, path: str) -> None:
-    """Writes ``path/config.json`` (the net config) and ``path/nets.*`` (a tf.train.Checkpoint)."""
+    """Writes ``path/config.json`` (the net config) and ``path/nets.*`` (a tf.train.Checkpoint).
+
+    Raises FloatingPointError, writing nothing, when a net weight is not finite.
+    """
+    broken = [v.name for v in self.variables if not tf.reduce_all(tf.math.is_finite(v))]
+    if broken:
+      raise FloatingPointError(f"Not saving the optimizer to {path!r}: weights {broken} are NaN "
+                               "or Inf.")
     os.makedirs(path, exist_ok=True)
     tf.train.Checkpoint(nets=self.nets).write(os.path.join(path, CHECKPOINT_PREFIX))
     config = {key: {k: v for k, v in spec.items() if k != "net_path"}

@@ -1,13 +1,26 @@
-"""Meta-training a MetaOptimizer on a named problem, keeping the best on fresh validation problems.
+"""Meta-training a MetaOptimizer on a named problem: best-on-validation saving, resumable, guarded.
 
 One *epoch* optimizes one freshly drawn problem for ``num_steps`` steps in ``num_steps /
 unroll_length`` truncated unrolls; after each unroll the nets take one Adam step on the meta-loss
 and the unroll's end is carried over (truncated BPTT). Every ``evaluation_period`` epochs the
 optimizer is evaluated (no training) on ``evaluation_epochs`` fresh problems, and saved when its
 mean final loss is the best so far, as the original code does.
+
+Reliability:
+- Every epoch's problem (and every validation's) is drawn from a seed derived from ``seed`` and the
+  epoch, and minibatch samplers (``make_loss.rng``) are checkpointed, so a run is reproducible and a
+  resumed run continues exactly where the checkpoint was taken.
+- With ``checkpoint_every``, a ``tf.train.CheckpointManager`` under ``save_path/checkpoints`` keeps
+  the nets, the meta-optimizer's Adam slots, the carried optimizee and RNN state, the epoch, the
+  samplers' state, the best validation score and the skip counters (TF writes the checkpoint files,
+  then atomically replaces the "checkpoint" index, so a crash never leaves a half-written latest).
+- A meta-loss or meta-gradient that is NaN / Inf skips that update (``MetaStep.applied``), is counted
+  and logged, and ends the epoch (its optimizee diverged); ``max_nonfinite`` of them in a row stop
+  training with FloatingPointError. NaN weights are never saved.
 """
 
 import dataclasses
+import io
 import math
 import os
 import time
@@ -20,6 +33,8 @@ import problems
 from l2l import evaluation
 from l2l import meta
 
+CHECKPOINT_DIR = "checkpoints"
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -27,25 +42,65 @@ class TrainResult:
   best_log10_loss: float  # log10 of the best validation mean final loss.
   seconds_per_epoch: float
   history: list[dict]  # One entry per logged epoch.
+  start_epoch: int  # > 0 when resumed from a checkpoint.
+  skipped_updates: int  # Non-finite meta-steps skipped over the whole run.
+
+
+def epoch_seed(seed: int, epoch: int, validation: bool = False) -> int:
+  """The op-level random seed of one epoch's problem draw (or of its validation problems)."""
+  return (seed * 1_000_003 + epoch) * 2 + int(validation)
+
+
+def _log10(value: float) -> float:
+  return math.log10(value) if value > 0 else float(value if math.isnan(value) else -math.inf)
+
+
+def _curve_image(curve: list[float], title: str) -> tf.Tensor:
+  """The validation learning curve as a PNG image tensor [1, H, W, 4] for TensorBoard."""
+  buffer = io.BytesIO()
+  evaluation.plot_curves({"L2L (validation)": curve}, buffer, title)
+  return tf.image.decode_png(buffer.getvalue())[None]
 
 
 def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_length: int = 20,
                learning_rate: float = 0.001, second_derivatives: bool = False,
                evaluation_period: int = 100, evaluation_epochs: int = 20,
                logging_period: int = 10, save_path: str | None = None, seed: int = 0,
-               preset: str | None = None, jit_compile: bool = True) -> TrainResult:
+               preset: str | None = None, jit_compile: bool = True, data_dir: str | None = None,
+               clip_norm: float | None = None, checkpoint_every: int | None = None,
+               resume: bool = False, max_nonfinite: int = 10) -> TrainResult:
   """Meta-trains on ``problem`` (a name of ``problems.get_config``); see the module docstring.
 
-  ``jit_compile`` compiles each unroll with XLA (``bench/meta_step.py``: markedly faster on CPU).
+  Args:
+    problem, data_dir: the problem configuration and where its data is.
+    num_epochs, num_steps, unroll_length: epochs; optimizee steps per epoch and per unroll.
+    learning_rate, clip_norm: Adam on the nets; optional clipping of the meta-gradient's global norm.
+    second_derivatives: differentiate through the optimizee's gradients.
+    evaluation_period, evaluation_epochs: validate every so many epochs on so many fresh problems.
+    logging_period: epochs between progress lines.
+    save_path: where the best optimizer, TensorBoard logs and checkpoints go.
+    seed: seeds every problem draw and minibatch sampler.
+    preset: net preset; default the problem's own.
+    jit_compile: compile each unroll with XLA (``bench/meta_step.py``: markedly faster on CPU).
+    checkpoint_every: epochs between resumable checkpoints (needs ``save_path``).
+    resume: continue from the latest checkpoint under ``save_path``.
+    max_nonfinite: consecutive non-finite meta-steps after which training stops.
   """
   if num_steps % unroll_length:
     raise ValueError(f"num_steps ({num_steps}) must be a multiple of unroll_length "
                      f"({unroll_length}).")
+  if (checkpoint_every or resume) and not save_path:
+    raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
+  if max_nonfinite < 1:
+    raise ValueError(f"max_nonfinite must be positive, got {max_nonfinite}.")
   tf.random.set_seed(seed)
-  config = problems.get_config(problem, "train")
-  optimizer = meta.MetaOptimizer.from_preset(preset or config.preset)
+  config = problems.get_config(problem, "train", data_dir)
+  rng = getattr(config.make_loss, "rng", None)
+  if rng is not None:
+    rng.reset_from_seed(seed)
+  optimizer = meta.MetaOptimizer.from_preset(preset or config.preset, config.net_keys)
   train_ops = optimizer.meta_minimize(config.make_loss, unroll_length, learning_rate,
-                                      net_assignments=config.net_assignments,
+                                      clip_norm=clip_norm, net_assignments=config.net_assignments,
                                       second_derivatives=second_derivatives)
   validate = evaluation.learned_epoch_runner(optimizer, config.make_loss, num_steps,
                                              unroll_length, config.net_assignments, jit_compile)
@@ -56,42 +111,99 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
     train_ops.update()
     return loss
 
+  epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+  best_var = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+  skipped_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+  in_row_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_in_row")
+  manager = None
+  if checkpoint_every or resume:
+    train_unroll.get_concrete_function()  # Creates the Adam slots, so a restore fills them all.
+    state = dict(nets=optimizer.nets, meta_optimizer=train_ops.optimizer,
+                 carried=train_ops.meta_loss.carried, epoch=epoch_var, best=best_var,
+                 skipped=skipped_var, nonfinite_in_row=in_row_var)
+    if rng is not None:
+      state["rng"] = rng
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**state),
+                                         os.path.join(save_path, CHECKPOINT_DIR), max_to_keep=2)
+    if resume:
+      if manager.latest_checkpoint is None:
+        raise FileNotFoundError(f"resume: no checkpoint under {manager.directory}; train with "
+                                "checkpoint_every (--checkpoint_every) first.")
+      try:
+        manager.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+      except (AssertionError, ValueError) as e:
+        raise ValueError(f"The checkpoint {manager.latest_checkpoint} does not match this "
+                         f"configuration (problem {problem!r}, preset "
+                         f"{preset or config.preset!r}): {e}") from e
+      logging.info("resumed from %s at epoch %d", manager.latest_checkpoint, int(epoch_var))
+
   writer = tf.summary.create_file_writer(os.path.join(save_path, "logs")) if save_path else None
-  best, history, epoch_times = math.inf, [], []
-  for epoch in range(num_epochs):
+  start_epoch = int(epoch_var)
+  history, epoch_times = [], []
+  for epoch in range(start_epoch, num_epochs):
     start = time.perf_counter()
+    tf.random.set_seed(epoch_seed(seed, epoch))
     train_ops.reset()
-    meta_losses = [float(train_unroll()) for _ in range(num_steps // unroll_length)]
+    meta_losses, grad_norms = [], []
+    for _ in range(num_steps // unroll_length):
+      meta_loss = float(train_unroll())
+      if not bool(train_ops.applied):
+        skipped_var.assign_add(1)
+        in_row_var.assign_add(1)
+        logging.warning("epoch %d: meta-loss %s, meta-gradient norm %s: update skipped (%d in a "
+                        "row, %d in all); drawing a fresh problem", epoch + 1, meta_loss,
+                        float(train_ops.grad_norm), int(in_row_var), int(skipped_var))
+        if int(in_row_var) >= max_nonfinite:
+          raise FloatingPointError(
+              f"{int(in_row_var)} non-finite meta-steps in a row (epoch {epoch + 1}): "
+              "meta-training diverged. Lower --learning_rate, set --clip_norm, or raise "
+              "--max_nonfinite; the nets were not updated with NaN, and the last checkpoint "
+              "and best optimizer on disk are intact.")
+        break
+      in_row_var.assign(0)
+      meta_losses.append(meta_loss)
+      grad_norms.append(float(train_ops.grad_norm))
     epoch_times.append(time.perf_counter() - start)
     final = float(train_ops.fx)
-    if not np.isfinite(meta_losses).all():
-      raise FloatingPointError(
-          f"The meta-loss became {meta_losses} in epoch {epoch + 1}: meta-training diverged. "
-          "Lower --learning_rate.")
-    if writer:
+    if writer and meta_losses:
       with writer.as_default(step=epoch):
         tf.summary.scalar("meta_loss", np.mean(meta_losses))
-        tf.summary.scalar("log10_final_loss", math.log10(max(final, 1e-30)))
+        tf.summary.scalar("meta_gradient_norm", np.mean(grad_norms))
+        tf.summary.scalar("log10_final_loss", _log10(final))
     if (epoch + 1) % logging_period == 0:
-      entry = {"epoch": epoch + 1, "meta_loss": float(np.mean(meta_losses)),
-               "log10_final_loss": math.log10(max(final, 1e-30)),
-               "seconds_per_epoch": float(np.mean(epoch_times[-logging_period:]))}
+      entry = {"epoch": epoch + 1,
+               "meta_loss": float(np.mean(meta_losses)) if meta_losses else math.nan,
+               "meta_gradient_norm": float(np.mean(grad_norms)) if grad_norms else math.nan,
+               "log10_final_loss": _log10(final),
+               "seconds_per_epoch": float(np.mean(epoch_times[-logging_period:])),
+               "skipped_updates": int(skipped_var)}
       history.append(entry)
-      logging.info("epoch %d  meta-loss %.4g  log10 final loss %.3f  %.3f s/epoch",
-                   entry["epoch"], entry["meta_loss"], entry["log10_final_loss"],
-                   entry["seconds_per_epoch"])
+      logging.info("epoch %d  meta-loss %.4g  meta-grad norm %.3g  log10 final loss %.3f  "
+                   "%.3f s/epoch  skipped %d", entry["epoch"], entry["meta_loss"],
+                   entry["meta_gradient_norm"], entry["log10_final_loss"],
+                   entry["seconds_per_epoch"], entry["skipped_updates"])
     if (epoch + 1) % evaluation_period == 0:
-      result = evaluation.run_epochs(validate, evaluation_epochs)
+      result = evaluation.run_epochs(validate, evaluation_epochs,
+                                     epoch_seed(seed, epoch, validation=True))
       score = result["mean_final_loss"]
+      improved = score < float(best_var)
       logging.info("epoch %d  validation log10 mean final loss %.3f%s", epoch + 1,
-                   result["log10_mean_final_loss"], "  (best, saved)" if score < best else "")
+                   result["log10_mean_final_loss"], "  (best, saved)" if improved else "")
       if writer:
         with writer.as_default(step=epoch):
           tf.summary.scalar("validation_log10_mean_final_loss", result["log10_mean_final_loss"])
-      if score < best:
-        best = score
+          tf.summary.image("validation_learning_curve", _curve_image(
+              result["mean_loss_curve"], f"{problem}, epoch {epoch + 1}"))
+      if improved:
+        best_var.assign(score)
         if save_path:
           optimizer.save(save_path)
+    epoch_var.assign(epoch + 1)
+    if manager and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+      manager.save(checkpoint_number=epoch + 1)
+  if manager and checkpoint_every and int(epoch_var) % checkpoint_every:
+    manager.save(checkpoint_number=int(epoch_var))  # The end of training, resumable too.
+  best = float(best_var)
   return TrainResult(optimizer, math.log10(best) if best < math.inf else math.nan,
-                     float(np.mean(epoch_times[1:] if len(epoch_times) > 1 else epoch_times)),
-                     history)
+                     float(np.mean(epoch_times[1:] if len(epoch_times) > 1 else epoch_times or [0])),
+                     history, start_epoch, int(skipped_var))

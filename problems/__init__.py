@@ -1,10 +1,18 @@
-"""Optimizee problems and the registry of named meta-training configurations."""
+"""Optimizee problems and the registry of named meta-training configurations.
+
+Like the original's ``util.get_config``: a name gives the problem's ``make_loss`` for "train"
+(meta-training) or "test" (held-out evaluation) data, the net preset and, for several nets, which
+variables each net optimizes. The paper's generalization settings are the MNIST variants; run them
+for 200 steps with ``--num_steps=200``.
+"""
 
 import dataclasses
 from typing import Any, Callable
 
 import tensorflow as tf
 
+from problems import cifar10 as _cifar10
+from problems import mnist as _mnist
 from problems import quadratic as _quadratic
 
 
@@ -12,23 +20,54 @@ from problems import quadratic as _quadratic
 class ProblemConfig:
   """A named setting: how to build the problem, which nets optimize it, and how."""
   make_loss: Callable[[], tf.Tensor]
-  preset: str  # A key of l2l.meta.PRESETS.
-  net_assignments: Any = None
+  preset: str  # A key of l2l.meta.PRESETS: the configuration of every net.
+  net_keys: tuple[str, ...] | None = None  # Several nets of that preset; None: one.
+  net_assignments: Any = None  # [(net key, [variable names])] when there are several nets.
 
 
-def _quadratic_config(mode: str) -> ProblemConfig:
-  del mode  # Train and test problems come from the same distribution.
+def _quadratic_config(mode: str, data_dir: str | None) -> ProblemConfig:
+  del mode, data_dir  # Train and test problems come from the same distribution.
   return ProblemConfig(_quadratic.quadratic(batch_size=128, num_dims=10), "original")
 
 
-_CONFIGS: dict[str, Callable[[str], ProblemConfig]] = {"quadratic": _quadratic_config}
+def _mnist_config(**options) -> Callable[[str, str | None], ProblemConfig]:
+  def config(mode: str, data_dir: str | None) -> ProblemConfig:
+    return ProblemConfig(_mnist.mnist(mode=mode, data_dir=data_dir, **options), "original")
+  return config
+
+
+def _cifar_config(mode: str, data_dir: str | None) -> ProblemConfig:
+  return ProblemConfig(_cifar10.cifar10(data_dir, mode=mode), "original")
+
+
+def _cifar_multi_config(mode: str, data_dir: str | None) -> ProblemConfig:
+  return ProblemConfig(_cifar10.cifar10(data_dir, mode=mode), "original", ("conv", "fc"),
+                       _cifar10.multi_net_assignments())
+
+
+_CONFIGS: dict[str, Callable[[str, str | None], ProblemConfig]] = {
+    "quadratic": _quadratic_config,
+    "mnist": _mnist_config(),  # The paper's: one hidden layer of 20 sigmoid units.
+    "mnist-40-units": _mnist_config(layers=(40,)),
+    "mnist-2-layers": _mnist_config(layers=(20, 20)),
+    "mnist-relu": _mnist_config(activation="relu"),
+    "cifar": _cifar_config,
+    "cifar-multi": _cifar_multi_config,
+}
 NAMES = tuple(_CONFIGS)
 
 
-def get_config(name: str, mode: str = "train") -> ProblemConfig:
-  """The named configuration; ``mode`` is "train" (meta-training) or "test" (held-out evaluation)."""
+def get_config(name: str, mode: str = "train", data_dir: str | None = None) -> ProblemConfig:
+  """The named configuration.
+
+  Args:
+    name: one of ``NAMES``.
+    mode: "train" (meta-training) or "test" (held-out evaluation).
+    data_dir: where MNIST / CIFAR-10 files are (see ``problems.datasets``); MNIST defaults to
+      TensorFlow Datasets or the embedded subset, CIFAR-10 requires it.
+  """
   if name not in _CONFIGS:
     raise ValueError(f"Unknown problem {name!r}; choose one of {sorted(_CONFIGS)}.")
   if mode not in ("train", "test"):
     raise ValueError(f"mode must be 'train' or 'test', got {mode!r}.")
-  return _CONFIGS[name](mode)
+  return _CONFIGS[name](mode, data_dir)
