@@ -26,6 +26,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("problem", "quadratic", list(problems.NAMES) + ["sinusoid"],
                   "Problem to evaluate on.")
 flags.DEFINE_string("path", None, "Directory written by train.py.")
+flags.DEFINE_string("data_dir", None, "MNIST / CIFAR-10 files (default MNIST: TensorFlow Datasets "
+                    "if populated, else the embedded subset; CIFAR-10 needs it).")
 flags.DEFINE_integer("seed", 1, "Seed of the held-out problems (training uses its own).")
 flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
 # Optimizers on problems.
@@ -38,6 +40,9 @@ flags.DEFINE_integer("unroll_length", 20, "Steps per compiled unroll of the lear
                      lower_bound=1)
 flags.DEFINE_boolean("jit_compile", True, "Compile the optimization loops with XLA.")
 flags.DEFINE_string("plot", None, "PNG file for the mean learning curve.")
+flags.DEFINE_boolean("diagnose", False, "Print step-by-step statistics (loss at steps 0/1/10/100, "
+                     "update magnitude, fraction of coordinates moving) of the learned optimizer at "
+                     "--path against Adam with --learning_rate, on --num_epochs problems.")
 # Sinusoid.
 flags.DEFINE_integer("num_tasks", 200, "Held-out tasks (sinusoid).", lower_bound=1)
 flags.DEFINE_list("adapt_steps", ["0", "1", "8", "32"], "Adaptation steps to report (sinusoid).")
@@ -94,20 +99,46 @@ def plot_sinusoid(params, path: str) -> None:
   plt.close(fig)
 
 
+def diagnose(config: problems.ProblemConfig) -> None:
+  """--diagnose: the learned optimizer against Adam, step by step, on the same problems."""
+  results = {}
+  for name in ("L2L", "Adam"):
+    problems.seed_problem(config.make_loss, FLAGS.seed)
+    results[name] = evaluation.diagnose(
+        name, config.make_loss, FLAGS.num_steps, FLAGS.num_epochs, FLAGS.learning_rate,
+        meta.MetaOptimizer.load(FLAGS.path) if name == "L2L" else None, config.net_assignments)
+  steps = sorted({t for t in (0, 1, 10, 100, FLAGS.num_steps) if t <= FLAGS.num_steps})
+  print(f"{FLAGS.problem}, {FLAGS.num_epochs} problems, {results['L2L']['num_coordinates']} "
+        f"coordinates; Adam learning rate {FLAGS.learning_rate}; moving: |dx| > "
+        f"{evaluation.MOVING_ABSOLUTE:g} + {evaluation.MOVING_RELATIVE:g}|x|")
+  print(f"{'step':>5} {'optimizer':>9} {'loss':>11} {'mean |update|':>14} {'moving':>7}")
+  for t in steps:
+    for name, r in results.items():
+      update = f"{r['mean_abs_update'][t - 1]:>14.3g}" if t else f"{'-':>14}"
+      moving = f"{r['fraction_moving'][t - 1]:>7.1%}" if t else f"{'-':>7}"
+      print(f"{t:>5} {name:>9} {r['loss'][t]:>11.4g} {update} {moving}")
+  _write_json({"problem": FLAGS.problem, "path": FLAGS.path, **results})
+
+
 def evaluate_optimizer() -> None:
   if FLAGS.num_steps % FLAGS.unroll_length:
     raise app.UsageError("--num_steps must be a multiple of --unroll_length.")
-  config = problems.get_config(FLAGS.problem, "test")
+  if (FLAGS.optimizer == "L2L" or FLAGS.diagnose) and FLAGS.path is None:
+    raise app.UsageError("--optimizer=L2L and --diagnose need --path, a directory written by "
+                         "train.py.")
+  config = problems.get_config(FLAGS.problem, "test", FLAGS.data_dir)
+  if FLAGS.diagnose:
+    diagnose(config)
+    return
   if FLAGS.optimizer == "L2L":
-    if FLAGS.path is None:
-      raise app.UsageError("--optimizer=L2L needs --path, a directory written by train.py.")
     run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(FLAGS.path), config.make_loss,
                                           FLAGS.num_steps, FLAGS.unroll_length,
                                           config.net_assignments, FLAGS.jit_compile)
   else:
     run = evaluation.baseline_epoch_runner(FLAGS.optimizer, FLAGS.learning_rate,
                                            config.make_loss, FLAGS.num_steps, FLAGS.jit_compile)
-  results = evaluation.run_epochs(run, FLAGS.num_epochs, seed=FLAGS.seed)
+  problems.seed_problem(config.make_loss, FLAGS.seed)
+  results = evaluation.run_epochs(run, FLAGS.num_epochs)
   results.update(problem=FLAGS.problem, optimizer=FLAGS.optimizer, path=FLAGS.path,
                  learning_rate=None if FLAGS.optimizer == "L2L" else FLAGS.learning_rate,
                  num_steps=FLAGS.num_steps, seed=FLAGS.seed)
@@ -124,10 +155,13 @@ def evaluate_optimizer() -> None:
 
 def main(argv):
   del argv
-  if FLAGS.problem == "sinusoid":
-    evaluate_sinusoid()
-  else:
-    evaluate_optimizer()
+  try:
+    if FLAGS.problem == "sinusoid":
+      evaluate_sinusoid()
+    else:
+      evaluate_optimizer()
+  except FileNotFoundError as e:  # A missing --path or --data_dir file: say which, no traceback.
+    raise app.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum("problem", "quadratic", list(problems.NAMES) + ["sinusoid"],
                   "Problem to meta-train on.")
 flags.DEFINE_string("save_path", None, "Directory to save the trained optimizer / model to.")
+flags.DEFINE_string("data_dir", None, "MNIST / CIFAR-10 files (default MNIST: TensorFlow Datasets "
+                    "if populated, else the embedded subset; CIFAR-10 needs it).")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 # Learned optimizer (MetaOptimizer).
 flags.DEFINE_integer("num_epochs", 1000, "Meta-training epochs (fresh problems).", lower_bound=1)
@@ -34,6 +36,10 @@ flags.DEFINE_integer("logging_period", 100, "Epochs between progress lines.", lo
 flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations.", lower_bound=1)
 flags.DEFINE_integer("evaluation_epochs", 20, "Validation problems per validation.",
                      lower_bound=1)
+flags.DEFINE_float("clip_norm", None, "Clip the meta-gradient to this global norm (default: no "
+                   "clipping).", lower_bound=1e-12)
+flags.DEFINE_integer("max_nonfinite", 10, "Stop after this many non-finite meta-steps in a row "
+                     "(each is skipped).", lower_bound=1)
 # Initialisation meta-learning (sinusoid).
 flags.DEFINE_enum("algorithm", "reptile", list(initialisation.ALGORITHMS),
                   "Meta-learning algorithm for --problem=sinusoid.")
@@ -49,10 +55,9 @@ flags.DEFINE_float("outer_learning_rate", 0.1,
 flags.DEFINE_enum("reptile_variant", "seed", list(initialisation.VARIANTS),
                   "Reptile as the demo does it (minibatch SGD, then interpolate) or the library's "
                   "reptile_step (sinusoid, --algorithm=reptile).")
-flags.DEFINE_integer("checkpoint_every", 0, "Iterations between resumable checkpoints under "
-                     "--save_path (0: none; sinusoid).", lower_bound=0)
-flags.DEFINE_boolean("resume", False, "Continue from the latest checkpoint under --save_path "
-                     "(sinusoid).")
+flags.DEFINE_integer("checkpoint_every", 0, "Epochs (sinusoid: iterations) between resumable "
+                     "checkpoints under --save_path (0: none).", lower_bound=0)
+flags.DEFINE_boolean("resume", False, "Continue from the latest checkpoint under --save_path.")
 
 _SINUSOID_FLAGS = ("algorithm", "reptile_variant", "num_iterations", "meta_batch_size",
                    "inner_steps", "inner_learning_rate", "outer_learning_rate", "seed")
@@ -68,8 +73,6 @@ def train_sinusoid() -> None:
   if FLAGS["reptile_variant"].present and FLAGS.algorithm != "reptile":
     raise app.UsageError(f"--reptile_variant applies to --algorithm=reptile only, not "
                          f"{FLAGS.algorithm}.")
-  if (FLAGS.checkpoint_every or FLAGS.resume) and not FLAGS.save_path:
-    raise app.UsageError("--checkpoint_every and --resume need --save_path.")
   variant = FLAGS.reptile_variant if FLAGS.algorithm == "reptile" else "library"
   result = initialisation.train_sinusoid(
       FLAGS.algorithm, FLAGS.num_iterations, FLAGS.meta_batch_size, FLAGS.inner_steps,
@@ -88,26 +91,34 @@ def train_sinusoid() -> None:
 
 
 def train_optimizer() -> None:
-  if FLAGS.checkpoint_every or FLAGS.resume:
-    raise app.UsageError("--checkpoint_every and --resume are implemented for --problem=sinusoid "
-                         "only so far.")
   result = training.meta_train(
       FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
       FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,
-      FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset, FLAGS.jit_compile)
-  print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs, "
+      FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset, FLAGS.jit_compile,
+      FLAGS.data_dir, FLAGS.clip_norm, FLAGS.checkpoint_every or None, FLAGS.resume,
+      FLAGS.max_nonfinite)
+  print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs (from {result.start_epoch}), "
         f"{result.seconds_per_epoch:.3f} s/epoch, best validation log10 mean final loss "
-        f"{result.best_log10_loss:.3f}")
+        f"{result.best_log10_loss:.3f}, {result.skipped_updates} non-finite updates skipped")
   if FLAGS.save_path:
     print(f"best optimizer saved to {FLAGS.save_path}")
 
 
+@flags.multi_flags_validator(["checkpoint_every", "resume", "save_path"],
+                             message="--checkpoint_every and --resume need --save_path.")
+def _check_checkpointing(values):
+  return not (values["checkpoint_every"] or values["resume"]) or bool(values["save_path"])
+
+
 def main(argv):
   del argv
-  if FLAGS.problem == "sinusoid":
-    train_sinusoid()
-  else:
-    train_optimizer()
+  try:
+    if FLAGS.problem == "sinusoid":
+      train_sinusoid()
+    else:
+      train_optimizer()
+  except FileNotFoundError as e:  # A missing --data_dir file or checkpoint: say which.
+    raise app.UsageError(str(e)) from e
 
 
 if __name__ == "__main__":

@@ -122,3 +122,79 @@ def plot_curves(curves: dict[str, Sequence[float]], path: str | BinaryIO, title:
   fig.tight_layout()
   fig.savefig(path, dpi=100, format="png")
   plt.close(fig)
+
+
+def _learned_stepper(optimizer: meta.MetaOptimizer, make_loss, net_assignments):
+  ops = optimizer.meta_loss(make_loss, 1, net_assignments=net_assignments)
+
+  @tf.function
+  def step():
+    ops.loss()
+    ops.update()
+    return ops.fx_history[0]
+
+  return step, ops.reset, ops.x
+
+
+def _baseline_stepper(name: str, learning_rate: float, make_loss):
+  record = variables_lib.record_variables(make_loss)
+  weights = record.trainable
+  optimizer = snt.allow_empty_variables(BASELINES[name](learning_rate))
+
+  @tf.function
+  def step():
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(weights)
+      loss = variables_lib.loss_with_custom_variables(make_loss, record, weights)
+    optimizer.apply(tape.gradient(loss, weights), weights)
+    return tf.cast(loss, tf.float32)
+
+  def reset():
+    variables_lib.reinitialize(make_loss, record)
+    for v in optimizer.variables:
+      v.assign(tf.zeros_like(v))
+
+  return step, reset, weights
+
+
+MOVING_RELATIVE, MOVING_ABSOLUTE = 1e-4, 1e-7
+
+
+def diagnose(name: str, make_loss: Callable[[], tf.Tensor], num_steps: int, num_epochs: int,
+             learning_rate: float = 0.001, optimizer: meta.MetaOptimizer | None = None,
+             net_assignments=None) -> dict:
+  """Step-by-step statistics of one optimizer on ``num_epochs`` fresh problems.
+
+  For each step t (averaged over problems): the loss before the step (and after the last one), the
+  mean absolute update over all coordinates, and the fraction of coordinates that moved, i.e.
+  ``|Δx| > MOVING_ABSOLUTE + MOVING_RELATIVE·|x|``. A learned optimizer "stuck at the initial loss"
+  shows near-zero updates or few moving coordinates here. Runs one step per call: slow, for
+  debugging, not for benchmarks. Seed the problem first (``problems.seed_problem``) to compare
+  optimizers on the same problems.
+
+  Args:
+    name: "L2L" (then ``optimizer`` is the MetaOptimizer) or a key of ``BASELINES``.
+  """
+  if name == "L2L":
+    step, reset, x = _learned_stepper(optimizer, make_loss, net_assignments)
+  elif name in BASELINES:
+    step, reset, x = _baseline_stepper(name, learning_rate, make_loss)
+  else:
+    raise ValueError(f"Unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
+  loss = np.zeros([num_epochs, num_steps + 1])
+  update = np.zeros([num_epochs, num_steps])
+  moving = np.zeros([num_epochs, num_steps])
+  for epoch in range(num_epochs):
+    reset()
+    before = np.concatenate([v.numpy().ravel() for v in x])
+    for t in range(num_steps):
+      loss[epoch, t] = float(step())
+      after = np.concatenate([v.numpy().ravel() for v in x])
+      delta = np.abs(after - before)
+      update[epoch, t] = delta.mean()
+      moving[epoch, t] = np.mean(delta > MOVING_ABSOLUTE + MOVING_RELATIVE * np.abs(before))
+      before = after
+    loss[epoch, num_steps] = float(step())  # The loss after the last step (one step more).
+  return {"optimizer": name, "loss": loss.mean(0).tolist(),
+          "mean_abs_update": update.mean(0).tolist(), "fraction_moving": moving.mean(0).tolist(),
+          "num_coordinates": int(before.size)}

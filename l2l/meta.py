@@ -246,6 +246,7 @@ class MetaOptimizer(snt.Module):
     self.nets = {key: networks.factory(spec["net"], spec.get("net_options", {}),
                                        spec.get("net_path"))
                  for key, spec in self.config.items()}
+    self._restored_from = None  # Where restore() last loaded weights from.
 
   @classmethod
   def from_preset(cls, preset: str, net_keys: Sequence[str] | None = None) -> "MetaOptimizer":
@@ -277,7 +278,14 @@ class MetaOptimizer(snt.Module):
       model_path: a directory written by ``save`` to load the nets' weights from.
       second_derivatives: differentiate through the optimizee gradients (the paper drops them).
     """
-    unroll = _Unroll(self.nets, make_loss, len_unroll, net_assignments, second_derivatives)
+    try:
+      unroll = _Unroll(self.nets, make_loss, len_unroll, net_assignments, second_derivatives)
+    except ValueError as e:
+      if self._restored_from is None or "incompatible tensor" not in str(e):
+        raise
+      self._raise_mismatch(e)
+    if self._restored_from is not None:
+      self._read(self._restored_from)  # Again, now that the nets are built: checks every shape.
     if model_path is not None:
       self.restore(model_path)
     return unroll.ops()
@@ -338,12 +346,35 @@ class MetaOptimizer(snt.Module):
     os.replace(tmp, os.path.join(path, CONFIG_FILE))
 
   def restore(self, path: str) -> None:
-    """Loads net weights written by ``save`` (deferred for nets not built yet)."""
+    """Loads net weights written by ``save`` (deferred for nets not built yet).
+
+    Every tensor is read once here, so a corrupt checkpoint fails now, with its path; a checkpoint
+    whose shapes do not fit the net configuration fails when ``meta_loss`` builds the nets.
+    """
     prefix = os.path.join(path, CHECKPOINT_PREFIX)
     if not tf.io.gfile.exists(prefix + ".index"):
       raise FileNotFoundError(f"No saved optimizer at {path!r}: expected {prefix}.index and "
                               f"{CONFIG_FILE}, as written by MetaOptimizer.save / train.py.")
-    tf.train.Checkpoint(nets=self.nets).read(prefix).expect_partial()
+    try:
+      reader = tf.train.load_checkpoint(prefix)
+      for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    except Exception as e:  # pylint: disable=broad-except  # TF raises several kinds here.
+      raise ValueError(f"The saved optimizer at {path!r} is corrupt or truncated ({type(e).__name__}: "
+                       f"{e}); retrain or copy {prefix}.* again.") from e
+    self._restored_from = path
+    self._read(path)
+
+  def _read(self, path: str) -> None:
+    try:
+      tf.train.Checkpoint(nets=self.nets).read(
+          os.path.join(path, CHECKPOINT_PREFIX)).expect_partial()
+    except ValueError as e:
+      self._raise_mismatch(e)
+
+  def _raise_mismatch(self, error: Exception):
+    raise ValueError(f"The saved optimizer at {self._restored_from!r} does not match the net "
+                     f"configuration in its {CONFIG_FILE} ({self.config}): {error}") from error
 
   @classmethod
   def load(cls, path: str) -> "MetaOptimizer":

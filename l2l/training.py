@@ -93,11 +93,9 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
     raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
   if max_nonfinite < 1:
     raise ValueError(f"max_nonfinite must be positive, got {max_nonfinite}.")
-  tf.random.set_seed(seed)
   config = problems.get_config(problem, "train", data_dir)
+  problems.seed_problem(config.make_loss, seed)
   rng = getattr(config.make_loss, "rng", None)
-  if rng is not None:
-    rng.reset_from_seed(seed)
   optimizer = meta.MetaOptimizer.from_preset(preset or config.preset, config.net_keys)
   train_ops = optimizer.meta_minimize(config.make_loss, unroll_length, learning_rate,
                                       clip_norm=clip_norm, net_assignments=config.net_assignments,

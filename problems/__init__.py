@@ -71,3 +71,15 @@ def get_config(name: str, mode: str = "train", data_dir: str | None = None) -> P
   if mode not in ("train", "test"):
     raise ValueError(f"mode must be 'train' or 'test', got {mode!r}.")
   return _CONFIGS[name](mode, data_dir)
+
+
+def seed_problem(make_loss: Callable[[], tf.Tensor], seed: int) -> None:
+  """Seeds a problem's randomness: TF's global seed (fresh-problem draws) and its minibatch sampler.
+
+  Problems with data carry a ``tf.random.Generator`` as ``make_loss.rng`` (see
+  ``problems.datasets.MinibatchLoss``); it is reset to ``seed`` too.
+  """
+  tf.random.set_seed(seed)
+  rng = getattr(make_loss, "rng", None)
+  if rng is not None:
+    rng.reset_from_seed(seed)

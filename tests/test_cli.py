@@ -93,3 +93,61 @@ def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_resu
   resumed = initialisation.load_params(str(tmp_path))
   for a, b in zip(tf.nest.flatten(resumed), tf.nest.flatten(reference.params)):
     np.testing.assert_array_equal(a, b)
+
+
+def _checkpoint_tensors(directory) -> dict:
+  import tensorflow as tf
+  reader = tf.train.load_checkpoint(str(directory))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if "save_counter" not in name}
+
+
+def test_meta_training_killed_with_sigkill_resumes_to_the_uninterrupted_state(tmp_path):
+  """SIGKILL after a checkpoint; --resume must end in exactly the uninterrupted run's state."""
+  import signal
+  import time
+
+  import numpy as np
+
+  from l2l import training
+
+  args = ["train.py", "--problem=mnist", "--num_epochs=24", "--num_steps=10", "--unroll_length=5",
+          "--evaluation_period=8", "--evaluation_epochs=2", "--checkpoint_every=4",
+          "--learning_rate=0.01", "--seed=5"]
+  killed = tmp_path / "killed"
+  process = subprocess.Popen([sys.executable, *args, f"--save_path={killed}"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  state = killed / training.CHECKPOINT_DIR / "checkpoint"
+  deadline = time.time() + 120
+  while not state.exists() and process.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert state.exists() and process.returncode == -signal.SIGKILL
+  out = run(*args, f"--save_path={killed}", "--resume").stdout
+  resumed_from = int(out.split("(from ")[1].split(")")[0])
+  assert 4 <= resumed_from < 24 and resumed_from % 4 == 0  # Lost at most one checkpoint period.
+  reference = tmp_path / "reference"
+  run(*args, f"--save_path={reference}")
+  resumed = _checkpoint_tensors(killed / training.CHECKPOINT_DIR)
+  expected = _checkpoint_tensors(reference / training.CHECKPOINT_DIR)
+  assert resumed.keys() == expected.keys()
+  assert any("rng" in k for k in expected) and any("meta_optimizer" in k for k in expected)
+  for name, value in expected.items():
+    np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+  assert (killed / "config.json").read_text() == (reference / "config.json").read_text()
+
+
+def test_flag_combinations_and_missing_data_are_explained(tmp_path):
+  out = run("train.py", "--problem=mnist", "--resume", check=False)
+  assert out.returncode != 0 and "--checkpoint_every and --resume need --save_path" in out.stderr
+  out = run("train.py", "--problem=imagenet", check=False)
+  assert out.returncode != 0 and "value should be one of <quadratic|mnist|" in out.stderr
+  out = run("train.py", "--problem=mnist", "--num_epochs=0", check=False)
+  assert out.returncode != 0 and "--num_epochs=0: 0 is not a positive integer" in out.stderr
+  out = run("evaluate.py", "--problem=mnist", "--optimizer=Adam", f"--data_dir={tmp_path}",
+            check=False)
+  assert out.returncode != 0 and "No MNIST test data in --data_dir=" in out.stderr
+  out = run("train.py", "--problem=quadratic", "--resume", f"--save_path={tmp_path}", check=False)
+  assert out.returncode != 0 and "resume: no checkpoint under" in out.stderr
