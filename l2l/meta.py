@@ -284,8 +284,7 @@ class MetaOptimizer(snt.Module):
       if self._restored_from is None or "incompatible tensor" not in str(e):
         raise
       self._raise_mismatch(e)
-    if self._restored_from is not None:
-      self._read(self._restored_from)  # Again, now that the nets are built: checks every shape.
+    self.check_restored()
     if model_path is not None:
       self.restore(model_path)
     return unroll.ops()
@@ -364,6 +363,15 @@ class MetaOptimizer(snt.Module):
                        f"{e}); retrain or copy {prefix}.* again.") from e
     self._restored_from = path
     self._read(path)
+
+  def check_restored(self) -> None:
+    """Re-reads the weights ``restore`` loaded, once the nets are built: checks every shape.
+
+    Deferred restoration cannot check nets that are built later; call this after building them
+    (``meta_loss`` and ``LearnedOptimizer`` do). Does nothing for an optimizer not restored.
+    """
+    if self._restored_from is not None:
+      self._read(self._restored_from)
 
   def _read(self, path: str) -> None:
     try:
