@@ -41,14 +41,14 @@ def main() -> None:
       run()
       times.append(time.perf_counter() - tick)
     evaluation_s[name] = float(np.median(times))
+  ratio = evaluation_s["L2L"] / evaluation_s["Adam"]
   rows = [{"what": "meta-training epoch (L2L)", "seconds": result.seconds_per_epoch,
-           "original_gpu_s": 0.76},
-          {"what": "evaluation epoch, L2L", "seconds": evaluation_s["L2L"], "original_gpu_s": 0.60},
+           "vs_adam_evaluation": None, "original_gpu_s": 0.76},
+          {"what": "evaluation epoch, L2L", "seconds": evaluation_s["L2L"],
+           "vs_adam_evaluation": ratio, "original_gpu_s": 0.60},
           {"what": "evaluation epoch, Adam", "seconds": evaluation_s["Adam"],
-           "original_gpu_s": None},
-          {"what": "L2L / Adam evaluation step", "seconds": evaluation_s["L2L"] / evaluation_s["Adam"],
-           "original_gpu_s": None}]
-  print_table(rows, ["what", "seconds", "original_gpu_s"])
+           "vs_adam_evaluation": 1.0, "original_gpu_s": None}]
+  print_table(rows, ["what", "seconds", "vs_adam_evaluation", "original_gpu_s"])
   print("wrote", write_results("mnist_speed", rows, first_epoch_with_compile_s=first,
                                setting=f"{EPOCHS} epochs of {STEPS} steps, unroll {UNROLL}"))
 
