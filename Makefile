@@ -8,7 +8,7 @@ RUN_DIR ?= runs/default
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train train-sinusoid test bench clean
+.PHONY: install train train-mnist train-sinusoid test bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,16 @@ train: $(STAMP)
 	  --output_json=$(RUN_DIR)/quadratic/eval_l2l.json --plot=$(RUN_DIR)/quadratic/l2l_curve.png
 	$(PY) evaluate.py --problem=quadratic --optimizer=Adam --learning_rate=0.3 --num_epochs=100 \
 	  --output_json=$(RUN_DIR)/quadratic/eval_adam.json
+
+train-mnist: $(STAMP)
+	$(PY) train.py --problem=mnist --preset=paper --num_epochs=300 --learning_rate=0.01 \
+	  --evaluation_period=50 --evaluation_epochs=10 --checkpoint_every=50 --save_path=$(RUN_DIR)/mnist
+	$(PY) evaluate.py --problem=mnist --optimizer=L2L --path=$(RUN_DIR)/mnist --num_epochs=100 \
+	  --output_json=$(RUN_DIR)/mnist/eval_l2l.json
+	$(PY) evaluate.py --problem=mnist --optimizer=Adam --learning_rate=0.03 --num_epochs=100 \
+	  --output_json=$(RUN_DIR)/mnist/eval_adam.json
+	$(PY) examples/train_mlp.py --optimizer_path=$(RUN_DIR)/mnist --num_steps=100 \
+	  --plot=$(RUN_DIR)/mnist/train_mlp.png
 
 train-sinusoid: $(STAMP)
 	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=30000 --logging_period=5000 \

@@ -5,7 +5,7 @@ three seeds meta-train an optimizer (settings in ``TRAIN``; resumable: an interr
 from its checkpoints under ``--run_dir``). Every optimizer trained on "mnist" is then also evaluated
 on the paper's generalization settings: 200 steps, 40 hidden units, 2 hidden layers, ReLU.
 
-Baselines: each hand-designed optimizer's learning rate is tuned on the grid ``GRID`` (9 values) by
+Baselines: each hand-designed optimizer's learning rate is tuned on the grid ``GRID`` (11 values, 1e-4 … 10) by
 the mean final loss on ``VALIDATION_EPOCHS`` validation problems (training data, seed 1000), then
 reported on the same test problems as the learned optimizer (test data, seed 1), with fresh
 optimizer state per problem. Entries: log10 of the mean final loss over ``TEST_EPOCHS`` problems.
@@ -34,7 +34,7 @@ flags.DEFINE_string("cifar_dir", None, "CIFAR-10 binary batches; adds the CIFAR 
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Meta-training seeds.")
 FLAGS = flags.FLAGS
 
-GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
 BASELINES = ("SGD", "RMSProp", "Adam", "NAG")
 VALIDATION_EPOCHS, VALIDATION_SEED, TEST_EPOCHS, TEST_SEED, UNROLL = 20, 1000, 100, 1, 20
 # Meta-training per problem: the "original" preset on the quadratic (as make train); the paper's

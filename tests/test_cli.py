@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -17,6 +19,17 @@ def run(*args, check=True):
   if check and result.returncode != 0:
     raise AssertionError(result.stdout + result.stderr)
   return result
+
+
+def kill_after_first_checkpoint(args: list[str], state) -> int:
+  """Starts ``python *args``, SIGKILLs it once the checkpoint index ``state`` exists; its exit code."""
+  process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  deadline = time.time() + 120
+  while not state.exists() and process.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  process.send_signal(signal.SIGKILL)
+  return process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +79,6 @@ def test_bad_flags_are_rejected_with_the_allowed_values(tmp_path):
 
 def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
   """SIGKILL after the first checkpoint; --resume must end where an uninterrupted run ends."""
-  import signal
-  import time
-
   import numpy as np
   import tensorflow as tf
 
@@ -76,14 +86,8 @@ def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_resu
 
   args = ["train.py", "--problem=sinusoid", "--num_iterations=6000", "--logging_period=1",
           "--checkpoint_every=1000", "--seed=3", f"--save_path={tmp_path}"]
-  process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   state = tmp_path / initialisation.CHECKPOINT_DIR / "checkpoint"
-  deadline = time.time() + 120
-  while not state.exists() and process.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  kill_after_first_checkpoint(args, state)
   assert state.exists() and not (tmp_path / "config.json").exists()  # Killed mid-run.
   out = run(*args, "--resume").stdout
   resumed_from = int(out.split("(from ")[1].split(")")[0])
@@ -104,9 +108,6 @@ def _checkpoint_tensors(directory) -> dict:
 
 def test_meta_training_killed_with_sigkill_resumes_to_the_uninterrupted_state(tmp_path):
   """SIGKILL after a checkpoint; --resume must end in exactly the uninterrupted run's state."""
-  import signal
-  import time
-
   import numpy as np
 
   from l2l import training
@@ -115,16 +116,9 @@ def test_meta_training_killed_with_sigkill_resumes_to_the_uninterrupted_state(tm
           "--evaluation_period=8", "--evaluation_epochs=2", "--checkpoint_every=4",
           "--learning_rate=0.01", "--seed=5"]
   killed = tmp_path / "killed"
-  process = subprocess.Popen([sys.executable, *args, f"--save_path={killed}"], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   state = killed / training.CHECKPOINT_DIR / "checkpoint"
-  deadline = time.time() + 120
-  while not state.exists() and process.poll() is None and time.time() < deadline:
-    time.sleep(0.02)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert state.exists() and process.returncode == -signal.SIGKILL
+  returncode = kill_after_first_checkpoint([*args, f"--save_path={killed}"], state)
+  assert state.exists() and returncode == -signal.SIGKILL
   out = run(*args, f"--save_path={killed}", "--resume").stdout
   resumed_from = int(out.split("(from ")[1].split(")")[0])
   assert 4 <= resumed_from < 24 and resumed_from % 4 == 0  # Lost at most one checkpoint period.
