@@ -1,7 +1,7 @@
 """Speed of a learned optimizer's step on a ~100k-parameter model, against Adam's.
 
 Two Sonnet models on the embedded MNIST subset, batch 128: an MLP 784-128-10 (101 770 parameters)
-and a small convnet (conv 32-64-128 3×3 with 2×2 pooling, linear 10; 103 466 parameters). Each is
+and a small convnet (conv 32-64-128 3×3 with 2×2 pooling, linear 10; 113 162 parameters). Each is
 trained by ``l2l.LearnedOptimizer`` with the "original" preset (coordinatewise LSTM 20-20 over every
 coordinate, LogAndSign k = 5) and by ``snt.optimizers.Adam``, both inside one ``tf.function`` with
 ``jit_compile=True``. Timed: the whole training step (forward, backward, optimizer) and the

@@ -5,10 +5,11 @@ three seeds meta-train an optimizer (settings in ``TRAIN``; resumable: an interr
 from its checkpoints under ``--run_dir``). Every optimizer trained on "mnist" is then also evaluated
 on the paper's generalization settings: 200 steps, 40 hidden units, 2 hidden layers, ReLU.
 
-Baselines: each hand-designed optimizer's learning rate is tuned on the grid ``GRID`` (11 values, 1e-4 … 10) by
-the mean final loss on ``VALIDATION_EPOCHS`` validation problems (training data, seed 1000), then
-reported on the same test problems as the learned optimizer (test data, seed 1), with fresh
-optimizer state per problem. Entries: log10 of the mean final loss over ``TEST_EPOCHS`` problems.
+Baselines: each hand-designed optimizer's learning rate is tuned on the grid ``GRID`` (11 values,
+1e-4 … 10) by the mean final loss on ``VALIDATION_EPOCHS`` validation problems (training data, seed
+1000), then reported on the same test problems as the learned optimizer (test data, seed 1), with
+fresh optimizer state per problem. Entries: log10 of the mean final loss over ``TEST_EPOCHS``
+problems.
 With ``--cifar_dir`` the CIFAR-10 settings (cifar, cifar-multi) are added.
 
 Run: ``.venv/bin/python bench/paper_results.py`` (writes bench/results/paper_results.json and
