@@ -124,7 +124,9 @@ def plot_curves(curves: dict[str, Sequence[float]], path: str | BinaryIO, title:
   plt.close(fig)
 
 
-def _learned_stepper(optimizer: meta.MetaOptimizer, make_loss, net_assignments):
+def learned_stepper(optimizer: meta.MetaOptimizer, make_loss, net_assignments=None):
+  """``(step, reset, x)``: one learned-optimizer step per ``step()`` call (returns the loss before
+  it), ``reset()`` draws a fresh problem, ``x`` are the optimizee's current values."""
   ops = optimizer.meta_loss(make_loss, 1, net_assignments=net_assignments)
 
   @tf.function
@@ -136,7 +138,8 @@ def _learned_stepper(optimizer: meta.MetaOptimizer, make_loss, net_assignments):
   return step, ops.reset, ops.x
 
 
-def _baseline_stepper(name: str, learning_rate: float, make_loss):
+def baseline_stepper(name: str, learning_rate: float, make_loss):
+  """As ``learned_stepper``, for a ``BASELINES`` optimizer (its state zeroed by ``reset()``)."""
   record = variables_lib.record_variables(make_loss)
   weights = record.trainable
   optimizer = snt.allow_empty_variables(BASELINES[name](learning_rate))
@@ -176,9 +179,9 @@ def diagnose(name: str, make_loss: Callable[[], tf.Tensor], num_steps: int, num_
     name: "L2L" (then ``optimizer`` is the MetaOptimizer) or a key of ``BASELINES``.
   """
   if name == "L2L":
-    step, reset, x = _learned_stepper(optimizer, make_loss, net_assignments)
+    step, reset, x = learned_stepper(optimizer, make_loss, net_assignments)
   elif name in BASELINES:
-    step, reset, x = _baseline_stepper(name, learning_rate, make_loss)
+    step, reset, x = baseline_stepper(name, learning_rate, make_loss)
   else:
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
   loss = np.zeros([num_epochs, num_steps + 1])

@@ -255,13 +255,16 @@ def _adapt_fn(max_steps: int, adapt_lr: float):
 
 
 def held_out_tasks(num_tasks: int, seed: int) -> dict[str, np.ndarray]:
-  """``num_tasks`` tasks from ``seed``: 10 training points each and the values on all 50."""
+  """``num_tasks`` tasks from ``seed``: 10 training points each (``x_train``, ``y_train``, their
+  ``index`` into ``X_ALL``), the values on all 50 (``y_all``), ``amplitude`` and ``phase``."""
   rng = np.random.RandomState(seed)
   amplitude, phase = sinusoid.sample_tasks(rng, num_tasks)
-  x_train = np.stack([sinusoid.X_ALL[rng.choice(len(sinusoid.X_ALL), sinusoid.NUM_TRAIN_POINTS,
-                                                replace=False)] for _ in range(num_tasks)])
+  index = np.stack([rng.choice(len(sinusoid.X_ALL), sinusoid.NUM_TRAIN_POINTS, replace=False)
+                    for _ in range(num_tasks)]).astype(np.int32)
+  x_train = sinusoid.X_ALL[index]
   return {"x_train": x_train, "y_train": sinusoid.task_values(amplitude, phase, x_train),
-          "y_all": sinusoid.task_values(amplitude, phase, sinusoid.X_ALL)}
+          "y_all": sinusoid.task_values(amplitude, phase, sinusoid.X_ALL), "index": index,
+          "amplitude": amplitude, "phase": phase}
 
 
 def evaluate_sinusoid(params: sinusoid.Params, num_tasks: int, adapt_steps: list[int],

@@ -83,3 +83,50 @@ class SineMLP(snt.Module):
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """x: [..., 1] -> predictions [..., 1]."""
     return forward(self.params, x)
+
+
+def batched_forward(weights: list[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+  """``forward`` for a batch of models: weights [w0, b0, w1, b1, …] with a leading task axis [T, …];
+  x [T, n, 1] -> [T, n, 1]."""
+  h = x
+  num_layers = len(weights) // 2
+  for i in range(num_layers):
+    h = tf.matmul(h, weights[2 * i]) + weights[2 * i + 1][:, None, :]
+    if i < num_layers - 1:
+      h = tf.tanh(h)
+  return h
+
+
+def adaptation_problem(params: Params, num_tasks: int, tasks: dict | None = None):
+  """A ``make_loss`` for few-shot adaptation from ``params``: ``num_tasks`` tasks at once.
+
+  Each task has its own copy of the MLP, starting at ``params``, and 10 training points; the loss is
+  the sum over tasks of each task's MSE on its 10 points, so that every copy's gradient is its own
+  task's (an SGD step of 0.02 is the demo's adaptation step). Tasks are drawn afresh at every
+  re-initialisation (amplitude, phase and points are non-trainable variables with random initial
+  values), unless ``tasks`` fixes them: ``{"amplitude": [T], "phase": [T], "index": [T, 10]}``
+  (indices into ``X_ALL``), e.g. held-out tasks for evaluation.
+  """
+  names = sorted(params)
+  x_all = tf.constant(X_ALL)
+
+  def fresh_index():
+    return tf.argsort(tf.random.uniform([num_tasks, len(X_ALL)]), -1)[:, :NUM_TRAIN_POINTS]
+
+  def make_loss() -> tf.Tensor:
+    if tasks is None:
+      amplitude = tf.Variable(lambda: tf.random.uniform([num_tasks], *AMPLITUDE_RANGE),
+                              trainable=False, name="amplitude")
+      phase = tf.Variable(lambda: tf.random.uniform([num_tasks], *PHASE_RANGE), trainable=False,
+                          name="phase")
+      index = tf.Variable(fresh_index, trainable=False, name="index")
+    else:
+      amplitude, phase, index = (tf.constant(tasks[k]) for k in ("amplitude", "phase", "index"))
+    weights = [tf.Variable(lambda v=params[n][p]: tf.tile(v[None], [num_tasks] + [1] * v.shape.rank),
+                           name=f"{n}/{p}") for n in names for p in ("w", "b")]
+    x = tf.gather(x_all, index)  # [T, 10, 1]
+    y = amplitude[:, None, None] * tf.sin(x + phase[:, None, None])
+    per_task = tf.reduce_mean(tf.square(batched_forward(weights, x) - y), [1, 2])
+    return tf.reduce_sum(per_task)
+
+  return make_loss
