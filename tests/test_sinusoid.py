@@ -104,3 +104,21 @@ def test_adapted_predictions_give_the_evaluated_errors():
   result = initialisation.evaluate_sinusoid(params, 1, [0, 8], 0.02, seed=5)
   np.testing.assert_allclose([result["mse"]["0"]["mean"], result["mse"]["8"]["mean"]],
                              mse[[0, 8]], rtol=1e-6)
+
+
+def test_adaptation_problem_is_the_sum_of_per_task_costs_and_redraws_tasks():
+  from l2l import variables as variables_lib
+
+  params = sinusoid.init_params(0)
+  tasks = initialisation.held_out_tasks(3, 1)
+  fixed = sinusoid.adaptation_problem(params, 3, {k: tasks[k] for k in ("amplitude", "phase",
+                                                                      "index")})
+  expected = sum(float(sinusoid.mse_cost({"x": tasks["x_train"][i], "y": tasks["y_train"][i]},
+                                         params)) for i in range(3))
+  assert float(fixed()) == pytest.approx(expected, rel=1e-5)
+  random_tasks = sinusoid.adaptation_problem(params, 4)
+  record = variables_lib.record_variables(random_tasks)
+  assert [v.shape[0] for v in record.trainable] == [4] * 6  # One MLP copy per task.
+  first = [v.numpy() for v in record.constants]
+  variables_lib.reinitialize(random_tasks, record)
+  assert all(not np.array_equal(a, v.numpy()) for a, v in zip(first, record.constants))
