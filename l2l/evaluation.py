@@ -51,31 +51,50 @@ def learned_epoch_runner(optimizer: meta.MetaOptimizer, make_loss: Callable[[], 
   return run
 
 
-def baseline_epoch_runner(name: str, learning_rate: float, make_loss: Callable[[], tf.Tensor],
-                          num_steps: int, jit_compile: bool = True) -> Callable[[], np.ndarray]:
-  """``run()`` optimizes one fresh problem with a ``snt.optimizers`` baseline (XLA if jit_compile)."""
+def _baseline_parts(name: str, learning_rate: float, make_loss: Callable[[], tf.Tensor]):
+  """``(step, loss, reset, weights)`` of a ``BASELINES`` optimizer on ``make_loss``'s variables.
+
+  ``step()`` takes one step and returns the loss before it; ``loss()`` is the current loss;
+  ``reset()`` draws a fresh problem and zeroes the optimizer's state. Neither is compiled here.
+  """
   if name not in BASELINES:
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
   record = variables_lib.record_variables(make_loss)
   weights = record.trainable
   optimizer = snt.allow_empty_variables(BASELINES[name](learning_rate))
-  loss_fn = lambda: variables_lib.loss_with_custom_variables(make_loss, record, weights)
+
+  def loss() -> tf.Tensor:
+    return tf.cast(variables_lib.loss_with_custom_variables(make_loss, record, weights), tf.float32)
+
+  def step() -> tf.Tensor:
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(weights)  # Recorded variables are non-trainable; watch them explicitly.
+      value = loss()
+    optimizer.apply(tape.gradient(value, weights), weights)
+    return value
+
+  def reset() -> None:
+    variables_lib.reinitialize(make_loss, record)
+    for v in optimizer.variables:
+      v.assign(tf.zeros_like(v))
+
+  return step, loss, reset, weights
+
+
+def baseline_epoch_runner(name: str, learning_rate: float, make_loss: Callable[[], tf.Tensor],
+                          num_steps: int, jit_compile: bool = True) -> Callable[[], np.ndarray]:
+  """``run()`` optimizes one fresh problem with a ``snt.optimizers`` baseline (XLA if jit_compile)."""
+  step, loss, reset, _ = _baseline_parts(name, learning_rate, make_loss)
 
   @tf.function(jit_compile=jit_compile)
   def optimize():
     losses = tf.TensorArray(tf.float32, size=num_steps + 1)
     for t in tf.range(num_steps):
-      with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(weights)  # Recorded variables are non-trainable; watch them explicitly.
-        loss = loss_fn()
-      optimizer.apply(tape.gradient(loss, weights), weights)
-      losses = losses.write(t, tf.cast(loss, tf.float32))
-    return losses.write(num_steps, tf.cast(loss_fn(), tf.float32)).stack()
+      losses = losses.write(t, step())
+    return losses.write(num_steps, loss()).stack()
 
   def run() -> np.ndarray:
-    variables_lib.reinitialize(make_loss, record)
-    for v in optimizer.variables:
-      v.assign(tf.zeros_like(v))
+    reset()
     return optimize().numpy()
 
   return run
@@ -140,24 +159,8 @@ def learned_stepper(optimizer: meta.MetaOptimizer, make_loss, net_assignments=No
 
 def baseline_stepper(name: str, learning_rate: float, make_loss):
   """As ``learned_stepper``, for a ``BASELINES`` optimizer (its state zeroed by ``reset()``)."""
-  record = variables_lib.record_variables(make_loss)
-  weights = record.trainable
-  optimizer = snt.allow_empty_variables(BASELINES[name](learning_rate))
-
-  @tf.function
-  def step():
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-      tape.watch(weights)
-      loss = variables_lib.loss_with_custom_variables(make_loss, record, weights)
-    optimizer.apply(tape.gradient(loss, weights), weights)
-    return tf.cast(loss, tf.float32)
-
-  def reset():
-    variables_lib.reinitialize(make_loss, record)
-    for v in optimizer.variables:
-      v.assign(tf.zeros_like(v))
-
-  return step, reset, weights
+  step, _, reset, weights = _baseline_parts(name, learning_rate, make_loss)
+  return tf.function(step), reset, weights
 
 
 MOVING_RELATIVE, MOVING_ABSOLUTE = 1e-4, 1e-7
