@@ -21,14 +21,22 @@ from l2l import networks
 NetFor = Callable[[tf.Variable], str]
 
 
-def _single_net(nets: Mapping[str, networks.Network], net_for: NetFor | None) -> NetFor:
-  if net_for is not None:
-    return net_for
-  if len(nets) != 1:
-    raise ValueError(f"The optimizer has {len(nets)} nets {sorted(nets)}; pass net_for=lambda "
-                     "variable: key to say which net updates which variable.")
-  key = next(iter(nets))
-  return lambda variable: key
+def _net_chooser(nets: Mapping[str, networks.Network], net_for: NetFor | None) -> NetFor:
+  """``net_for`` (or the only net's key), checked to name one of ``nets``."""
+  if net_for is None:
+    if len(nets) != 1:
+      raise ValueError(f"The optimizer has {len(nets)} nets {sorted(nets)}; pass net_for=lambda "
+                       "variable: key to say which net updates which variable.")
+    only = next(iter(nets))
+    net_for = lambda variable: only
+
+  def choose(variable: tf.Variable) -> str:
+    key = net_for(variable)
+    if key not in nets:
+      raise ValueError(f"net_for({variable.name}) returned {key!r}; the nets are {sorted(nets)}.")
+    return key
+
+  return choose
 
 
 def _state_variables(state: networks.State, name: str):
@@ -48,7 +56,7 @@ class LearnedOptimizer(snt.Optimizer):
     """
     super().__init__(name=name)
     self.nets = dict(nets)
-    self._net_for = _single_net(self.nets, net_for)
+    self._net_for = _net_chooser(self.nets, net_for)
     self._source = _source
     self.groups: list[tuple[str, list[int]]] = []  # (net key, parameter indices).
     self.states: list[networks.State] = []  # Per group: state variables, [hidden, rows] each.
@@ -64,17 +72,10 @@ class LearnedOptimizer(snt.Optimizer):
   def _initialize(self, parameters: Sequence[tf.Variable]):
     keys = {}
     for i, p in enumerate(parameters):
-      key = self._net_for(p)
-      if key not in self.nets:
-        raise ValueError(f"net_for({p.name}) returned {key!r}; the nets are {sorted(self.nets)}.")
-      keys.setdefault(key, []).append(i)
+      keys.setdefault(self._net_for(p), []).append(i)
     with tf.init_scope():  # Build the nets and the states eagerly, also when first called traced.
       for key, indices in keys.items():
-        net = self.nets[key]
-        num_rows = sum(net.num_rows(parameters[i].shape) for i in indices)
-        initial = net.initial_state(num_rows)
-        rows = tf.concat([net.to_rows(tf.zeros(parameters[i].shape)) for i in indices], 0)
-        net(rows, initial)
+        initial = networks.build_for(self.nets[key], [parameters[i].shape for i in indices])
         self.groups.append((key, indices))
         self._initial_states.append(initial)
         self.states.append(_state_variables(initial, f"state_{key}"))
@@ -91,16 +92,13 @@ class LearnedOptimizer(snt.Optimizer):
                        "one (possibly None) update per parameter.")
     self._initialize(parameters)
     for (key, indices), state in zip(self.groups, self.states):
-      net = self.nets[key]
-      rows = [net.to_rows(tf.zeros(parameters[i].shape) if updates[i] is None
-                          else tf.cast(updates[i], tf.float32)) for i in indices]
-      steps, next_state = net(tf.concat(rows, 0) if len(rows) > 1 else rows[0],
-                              tf.nest.map_structure(lambda v: v.read_value(), state))
-      parts = tf.split(steps, [r.shape[0] for r in rows], 0) if len(rows) > 1 else [steps]
-      for i, part in zip(indices, parts):
+      gradients = [tf.zeros(parameters[i].shape) if updates[i] is None else updates[i]
+                   for i in indices]
+      steps, next_state = networks.group_updates(
+          self.nets[key], gradients, tf.nest.map_structure(lambda v: v.read_value(), state))
+      for i, step in zip(indices, steps):
         if updates[i] is not None:
-          parameters[i].assign_add(tf.cast(net.from_rows(part, parameters[i].shape),
-                                           parameters[i].dtype))
+          parameters[i].assign_add(tf.cast(step, parameters[i].dtype))
       tf.nest.map_structure(lambda v, s: v.assign(s), state, next_state)
 
   def reset(self) -> None:
@@ -120,7 +118,7 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     """Args: as ``LearnedOptimizer``; ``kwargs`` go to ``keras.optimizers.Optimizer``."""
     super().__init__(learning_rate=1.0, name=name, **kwargs)
     self._nets = dict(nets)
-    self._net_for = _single_net(self._nets, net_for)
+    self._net_for = _net_chooser(self._nets, net_for)
     self._source = None
 
   @classmethod
@@ -139,12 +137,7 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     with tf.init_scope():  # Keras may build inside its traced train step; nets are built eagerly.
       for variable in var_list:
         key = self._net_for(variable)
-        if key not in self._nets:
-          raise ValueError(f"net_for({variable.name}) returned {key!r}; the nets are "
-                           f"{sorted(self._nets)}.")
-        net = self._nets[key]
-        initial = net.initial_state(net.num_rows(variable.shape))
-        net(net.to_rows(tf.zeros(variable.shape)), initial)
+        initial = networks.build_for(self._nets[key], [variable.shape])
         states = [self.add_variable(s.shape, initializer="zeros",
                                     name=f"state_{len(self._states)}_{j}")
                   for j, s in enumerate(tf.nest.flatten(initial))]
@@ -162,7 +155,7 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     net = self._nets[self._net_keys[index]]
     state = tf.nest.pack_sequence_as(self._structures[index],
                                      [tf.convert_to_tensor(v) for v in self._states[index]])
-    step, next_state = net(net.to_rows(tf.cast(gradient, tf.float32)), state)
-    self.assign_add(variable, tf.cast(net.from_rows(step, variable.shape), variable.dtype))
+    (step,), next_state = networks.group_updates(net, [gradient], state)
+    self.assign_add(variable, tf.cast(step, variable.dtype))
     for v, s in zip(self._states[index], tf.nest.flatten(next_state)):
       self.assign(v, s)

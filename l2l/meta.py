@@ -157,9 +157,8 @@ class _Unroll(tf.Module):
     self._initial_states, self._states, self._states_next = [], [], []
     for key, indices in self._subsets:
       net = nets[key]
-      rows = tf.concat([net.to_rows(tf.zeros_like(trainable[i])) for i in indices], 0)
-      initial = net.initial_state(int(rows.shape[0]))
-      net(rows, initial)  # Builds the net's variables eagerly, before any tracing.
+      # Builds the net's variables eagerly, before any tracing.
+      initial = networks.build_for(net, [trainable[i].shape for i in indices])
       self._initial_states.append(initial)
       self._states.append(tf.nest.map_structure(
           lambda s: tf.Variable(s, trainable=False, name="state"), initial))
@@ -181,11 +180,9 @@ class _Unroll(tf.Module):
     x_next, states_next = list(x), []
     for (key, indices), state in zip(self._subsets, states):
       net = self._nets[key]
-      rows = [net.to_rows(tf.cast(grads[i], tf.float32)) for i in indices]
-      updates, state = net(tf.concat(rows, 0) if len(rows) > 1 else rows[0], state)
-      parts = tf.split(updates, [r.shape[0] for r in rows], 0) if len(rows) > 1 else [updates]
-      for i, part in zip(indices, parts):
-        x_next[i] = x[i] + tf.cast(net.from_rows(part, x[i].shape), x[i].dtype)
+      updates, state = networks.group_updates(net, [grads[i] for i in indices], state)
+      for i, update in zip(indices, updates):
+        x_next[i] = x[i] + tf.cast(update, x[i].dtype)
       states_next.append(state)
     return fx, x_next, states_next
 

@@ -45,6 +45,24 @@ class Network(snt.Module):
     return ()
 
 
+def build_for(net: "Network", shapes: Sequence[Sequence[int]]) -> State:
+  """Builds ``net`` for variables of ``shapes`` (one net call on zero rows); their initial state."""
+  rows = tf.concat([net.to_rows(tf.zeros(shape)) for shape in shapes], 0)
+  initial = net.initial_state(int(rows.shape[0]))
+  net(rows, initial)
+  return initial
+
+
+def group_updates(net: "Network", gradients: Sequence[tf.Tensor], state: State
+                  ) -> tuple[list[tf.Tensor], State]:
+  """One net call for several variables: their gradient rows concatenated, the update rows split
+  back; returns float32 updates shaped like the gradients, and the next state."""
+  rows = [net.to_rows(tf.cast(g, tf.float32)) for g in gradients]
+  steps, next_state = net(tf.concat(rows, 0) if len(rows) > 1 else rows[0], state)
+  parts = tf.split(steps, [r.shape[0] for r in rows], 0) if len(rows) > 1 else [steps]
+  return [net.from_rows(part, g.shape) for part, g in zip(parts, gradients)], next_state
+
+
 def _initializers(initializer: str | dict | None) -> dict:
   """``snt.Linear`` initializer arguments from a name, a {"w": name, "b": name} dict, or None."""
   if initializer is None:
