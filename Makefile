@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 RUN_DIR ?= runs/default
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -47,7 +48,11 @@ test: $(STAMP)
 
 BENCH_SCRIPTS := $(filter-out bench/common.py bench/__init__.py,$(wildcard bench/*.py))
 
-bench: $(STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	for script in $(BENCH_SCRIPTS); do $(PY) $$script || exit 1; done
 
 clean:

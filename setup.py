@@ -22,5 +22,9 @@ setup(
         "matplotlib",
         "tensorboard",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # bench/meta_step.py times the JAX version the meta-iteration target is set against.
+        "bench": ["jax"],
+    },
 )

@@ -13,8 +13,9 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, nu
                      baseline: str | None = None) -> dict[str, dict[str, float]]:
   """Times several functions in interleaved blocks, so that machine noise hits all alike.
 
-  Returns ``{name: {"median_s", "min_s", "ratio"}}``: seconds per call (median and minimum over
-  the blocks) and the median over the blocks of the time relative to ``baseline`` (1 without one).
+  Returns ``{name: {"median_s", "min_s", "ratio", "block_s"}}``: seconds per call (median and
+  minimum over the blocks), the median over the blocks of the time relative to ``baseline`` (1
+  without one), and the seconds per call of every block.
   """
   for fn in fns.values():
     fn()
@@ -25,11 +26,19 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 15, nu
       for _ in range(number):
         fn()
       times[name].append((time.perf_counter() - start) / number)
-  median = lambda xs: sorted(xs)[len(xs) // 2]
   reference = times[baseline] if baseline else None
-  return {name: {"median_s": median(ts), "min_s": min(ts),
-                 "ratio": median([t / r for t, r in zip(ts, reference)]) if reference else 1.0}
+  return {name: {"median_s": _median(ts), "min_s": min(ts),
+                 "ratio": median_ratio(ts, reference) if reference else 1.0, "block_s": ts}
           for name, ts in times.items()}
+
+
+def median_ratio(times: list[float], reference: list[float]) -> float:
+  """The median over interleaved blocks of ``times[i] / reference[i]``."""
+  return _median([t / r for t, r in zip(times, reference)])
+
+
+def _median(xs: list[float]) -> float:
+  return sorted(xs)[len(xs) // 2]
 
 
 def time_pair(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int = 15,
