@@ -9,6 +9,10 @@ over the 50 points after k SGD steps of 0.02 on 10 points.
 
 Speed: iterations per second of the training loop alone (the whole run is one compiled XLA call;
 compilation is reported separately), and the same loop driven from Python one iteration per call.
+When ``jax`` is installed (``pip install -e ".[bench]"``, as ``make bench`` does), the demo loop is
+also written in JAX, one ``jax.jit`` of a ``lax.fori_loop`` over the same tasks from the same
+initial weights, and timed in the same run: the like-for-like reference for the speed target, whose
+absolute figure was measured on a faster day of this machine.
 
 Run: ``.venv/bin/python bench/sinusoid.py`` (writes bench/results/sinusoid.json).
 """
@@ -19,10 +23,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import time  # noqa: E402
+
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from bench.common import print_table, write_results  # noqa: E402
 from l2l import initialisation  # noqa: E402
+from problems import sinusoid  # noqa: E402
 
 ITERATIONS, INNER_STEPS, INNER_LR = 30000, 5, 0.02
 SEEDS = (0, 1, 2, 3, 4)
@@ -63,16 +71,71 @@ def tuned(algorithm: str, variant: str) -> tuple[float, object]:
   return best[1], best[2]
 
 
+def jax_demo_loop(seed: int):
+  """The demo's Reptile loop in JAX: (result with it/s and params, or None without jax)."""
+  try:
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  tasks = initialisation.draw_tasks(seed, ITERATIONS, 1)
+  amplitude, phase, order = tasks["amplitude"][:, 0], tasks["phase"][:, 0], tasks["order"][:, 0]
+  names = sorted(sinusoid.init_params(seed))
+  params = [(jnp.asarray(layer["w"].numpy()), jnp.asarray(layer["b"].numpy()))
+            for layer in (sinusoid.init_params(seed)[n] for n in names)]
+  points = sinusoid.NUM_TRAIN_POINTS
+
+  def mse(params, x, y):
+    h = x
+    for i, (w, b) in enumerate(params):
+      h = h @ w + b
+      h = jnp.tanh(h) if i < len(params) - 1 else h
+    return jnp.mean(jnp.square(h - y))
+
+  @jax.jit
+  def run(params, amplitude, phase, order):
+    x_all = jnp.asarray(sinusoid.X_ALL)
+
+    def iteration(i, params):
+      x = x_all[order[i]]
+      y = amplitude[i] * jnp.sin(x + phase[i])
+      adapted = params
+      for step in range(INNER_STEPS):
+        start = (step % (len(sinusoid.X_ALL) // points)) * points
+        grads = jax.grad(mse)(adapted, x[start:start + points], y[start:start + points])
+        adapted = jax.tree.map(lambda p, g: p - INNER_LR * g, adapted, grads)
+      step_size = 0.1 * (1.0 - i / ITERATIONS)
+      return jax.tree.map(lambda p, q: p + step_size * (q - p), params, adapted)
+
+    return jax.lax.fori_loop(0, ITERATIONS, iteration, params)
+
+  start = time.perf_counter()
+  compiled = run.lower(params, amplitude, phase, order).compile()
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  params = jax.block_until_ready(compiled(params, amplitude, phase, order))
+  seconds = time.perf_counter() - start
+  result = initialisation.SinusoidResult(
+      {n: {"w": tf.constant(np.asarray(w)), "b": tf.constant(np.asarray(b))}
+       for n, (w, b) in zip(names, params)}, ITERATIONS / seconds, compile_s, 0)
+  return result
+
+
 def main():
   rows = []
   for seed in SEEDS:
     result = train("reptile", "seed", 0.1, seed)
     rows.append(row("reptile (seed variant)", 0.1, seed, result, evaluate(result.params)))
+    reference = jax_demo_loop(seed)  # Right after, so that both see the same machine load.
+    if reference is not None:
+      rows.append(row("JAX demo loop (reference)", 0.1, seed, reference,
+                      evaluate(reference.params)))
   for algorithm, variant in (("reptile", "library"), ("fomaml", "library"), ("maml", "library")):
     outer_lr, result = tuned(algorithm, variant)
     rows.append(row(f"{algorithm} (library)", outer_lr, 0, result, evaluate(result.params)))
   print_table(rows, list(rows[0]))
   seed_rows = [r for r in rows if r["run"] == "reptile (seed variant)"]
+  jax_rows = [r for r in rows if r["run"] == "JAX demo loop (reference)"]
   mse_32 = [r["mse_32"] for r in seed_rows]
   compiled = float(np.median([r["it_per_s"] for r in seed_rows]))
   per_call = initialisation.train_sinusoid("reptile", 2000, 1, INNER_STEPS, INNER_LR, 0.1, 0,
@@ -81,6 +144,10 @@ def main():
              "seed_variant_mse_32_range": [float(min(mse_32)), float(max(mse_32))],
              "seed_variant_it_per_s": compiled, "python_loop_it_per_s": per_call,
              "speedup_vs_python_loop": compiled / per_call}
+  if jax_rows:
+    summary["jax_reference_it_per_s"] = float(np.median([r["it_per_s"] for r in jax_rows]))
+    summary["vs_jax_reference"] = float(np.median([r["it_per_s"] / j["it_per_s"]
+                                                   for r, j in zip(seed_rows, jax_rows)]))
   print()
   for key, value in summary.items():
     print(f"{key}: {value}")

@@ -8,10 +8,11 @@ iteration is built from the library's pieces:
 - ``variant="seed"`` (Reptile, the demo's algorithm): ``inner_steps`` SGD steps
   (``gradient_descent_update``) on minibatches of 10 points taken in a fresh random order of the 50,
   then ``θ ← θ + ε(φ − θ)`` (again ``gradient_descent_update``, on ``θ − φ``);
-- ``variant="library"``: ``reptile_step`` / ``fomaml_step`` / ``maml_step`` on 10 of the 50 points with
-  ``inner_steps`` full-batch steps. Reptile's library gradient is the mean trajectory gradient divided
-  by the inner step size α, so its outer step is scaled by ``α² (inner_steps + 1)``, which makes it
-  ``θ ← θ + ε(φ − θ) − ε·α·g_K`` per task: the demo's interpolation plus one gradient.
+- ``variant="library"``: ``reptile_step`` / ``fomaml_step`` / ``maml_step`` with ``inner_steps``
+  full-batch steps on 10 of the 50 points; FOMAML and MAML take their outer cost on 10 others.
+  Reptile's library gradient is the mean trajectory gradient divided by the inner step size α, so
+  its outer step is scaled by ``α² (inner_steps + 1)``, which makes it ``θ ← θ + ε(φ − θ) − ε·α·g_K``
+  per task: the demo's interpolation plus one gradient.
 
 The outer step size ε is annealed linearly to 0. With several tasks per iteration their updates are
 averaged. A trained initialisation is saved as a ``tf.train.Checkpoint`` (``params``) plus
@@ -65,13 +66,26 @@ def draw_tasks(seed: int, num_iterations: int, meta_batch_size: int) -> dict[str
   return {"amplitude": amplitude, "phase": phase, "order": order}
 
 
+def _points(start: int):
+  """Takes the task's points start … start + 10 (in the drawn order) from a batch [..., 50, 1]."""
+  end = start + sinusoid.NUM_TRAIN_POINTS
+  return lambda batch: tf.nest.map_structure(lambda v: v[..., start:end, :], batch)
+
+
 def _meta_gradient(algorithm: str, inner_steps: int, inner_lr: float):
-  """``(batch, params) -> (cost, grads)`` of one library step, batches holding unbatched tasks."""
+  """``(batch, params) -> (cost, grads)`` of one library step on tasks of 50 points [tasks, 50, 1].
+
+  Reptile trains on the first 10 points. FOMAML and MAML adapt on the first 10 and take the outer
+  cost on the next 10 (MAML's K = 10 training and K = 10 test points per task): their gradient is
+  that of the adapted model on points it did not train on.
+  """
   if algorithm == "reptile":
-    return lambda b, p: meta_learning.reptile_step(b, sinusoid.mse_cost, p, inner_steps, inner_lr,
-                                                   batched=False)
+    return lambda b, p: meta_learning.reptile_step(_points(0)(b), sinusoid.mse_cost, p,
+                                                   inner_steps, inner_lr, batched=False)
   step_fn = getattr(meta_learning, f"{algorithm}_step")
   return lambda b, p: step_fn(b, sinusoid.mse_cost, None, p, inner_steps, inner_lr,
+                              inner_batch_fn=_points(0),
+                              outer_batch_fn=_points(sinusoid.NUM_TRAIN_POINTS),
                               batched=False)[:2]
 
 
@@ -112,8 +126,7 @@ def _compiled_loop(algorithm: str, variant: str, num_iterations: int, inner_step
     if variant == "seed":
       cost, direction = _seed_update(x, y, params, inner_steps, inner_lr)
     else:
-      points = sinusoid.NUM_TRAIN_POINTS
-      cost, direction = library_gradient({"x": x[:, :points], "y": y[:, :points]}, params)
+      cost, direction = library_gradient({"x": x, "y": y}, params)
       step_size *= outer_scale
     return cost, gradient_descent_update(params, direction, step_size)
 

@@ -2,12 +2,14 @@
 
 A task is ``y = amplitude * sin(x + phase)`` with amplitude ~ U(0.1, 5) and phase ~ U(0, 2π), observed
 on the 50 points ``linspace(-5, 5, 50)`` and trained on minibatches of 10 of them. The model is the
-demo's 1-64-64-1 tanh MLP (the demo notes tanh beats the paper's ReLU), with PyTorch's default
-``nn.Linear`` initialisation, U(-1/√fan_in, 1/√fan_in) for weights and biases.
+demo's 1-64-64-1 tanh MLP (the demo notes tanh beats the paper's ReLU), initialised exactly as the
+demo's PyTorch model is for the same seed (``init_params``).
 
 The meta-learning steps work on parameter dicts, so the model is a pure function of its parameters
 (``forward``) with ``SineMLP`` as the Sonnet module that owns them as variables.
 """
+
+import math
 
 import numpy as np
 import sonnet as snt
@@ -37,15 +39,30 @@ def task_values(amplitude: np.ndarray, phase: np.ndarray, x: np.ndarray) -> np.n
   return np.sin(x + phase[:, None, None]) * amplitude[:, None, None]
 
 
+def _torch_uniform(rng: np.random.RandomState, shape: tuple[int, ...], bound: float) -> np.ndarray:
+  """U(-bound, bound) as PyTorch's CPU ``uniform_`` draws it from a generator seeded alike.
+
+  ``torch.manual_seed(s)`` seeds the same Mersenne Twister as ``RandomState(s)``; ``uniform_`` turns
+  each 32-bit output into ``(bits & (2²⁴ − 1)) · 2⁻²⁴ · (to − from) + from`` in float32, in
+  row-major order.
+  """
+  bits = rng.randint(0, 2**32, size=int(np.prod(shape)), dtype=np.uint32)
+  unit = (bits & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)
+  low, high = np.float32(-bound), np.float32(bound)
+  return (unit * (high - low) + low).reshape(shape)
+
+
 def init_params(seed: int) -> Params:
-  """PyTorch-default initialisation of the 1-64-64-1 MLP, as numpy-free float32 tensors."""
+  """The demo's initial weights for ``torch.manual_seed(seed)``: PyTorch's ``nn.Linear`` default,
+  U(-1/√fan_in, 1/√fan_in) for weights (kaiming-uniform with a = √5) and biases, drawn in the
+  demo's order (each layer's weight [out, in], then its bias) without needing PyTorch."""
   rng = np.random.RandomState(seed)
   params = {}
+  gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
   for i, (fan_in, fan_out) in enumerate(zip(LAYER_SIZES[:-1], LAYER_SIZES[1:])):
-    bound = 1.0 / np.sqrt(fan_in)
-    params[f"linear_{i}"] = {
-        "w": tf.constant(rng.uniform(-bound, bound, (fan_in, fan_out)), tf.float32),
-        "b": tf.constant(rng.uniform(-bound, bound, (fan_out,)), tf.float32)}
+    weight = _torch_uniform(rng, (fan_out, fan_in), math.sqrt(3.0) * gain / math.sqrt(fan_in))
+    bias = _torch_uniform(rng, (fan_out,), 1.0 / math.sqrt(fan_in))
+    params[f"linear_{i}"] = {"w": tf.constant(weight.T), "b": tf.constant(bias)}
   return params
 
 

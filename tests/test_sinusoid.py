@@ -20,6 +20,20 @@ def test_task_distribution_matches_the_demo():
   assert amplitude[0] == np.float32(rng.uniform(0.1, 5))
 
 
+def test_initialisation_is_the_demos_pytorch_initialisation():
+  # PyTorch's published outputs: torch.manual_seed(0); torch.rand(5), and the weight and bias of
+  # torch.manual_seed(0); nn.Linear(1, 1): the first two U(-1, 1) draws of the demo's first layer.
+  unit = sinusoid._torch_uniform(np.random.RandomState(0), (5,), 0.5) + 0.5
+  np.testing.assert_allclose(unit, [0.4963, 0.7682, 0.0885, 0.1320, 0.3074], atol=1e-4)
+  params = sinusoid.init_params(0)
+  np.testing.assert_allclose(params["linear_0"]["w"][0, :2], [-0.0075, 0.5364], atol=1e-4)
+  for name, fan_in, shape in (("linear_0", 1, (1, 64)), ("linear_1", 64, (64, 64)),
+                              ("linear_2", 64, (64, 1))):
+    w = params[name]["w"].numpy()
+    assert w.shape == shape and np.abs(w).max() <= 1 / np.sqrt(fan_in)
+    assert np.abs(w).max() > 0.9 / np.sqrt(fan_in)  # Uniform over the whole range.
+
+
 def test_module_and_functional_forward_agree():
   model = sinusoid.SineMLP(seed=3)
   x = tf.constant(sinusoid.X_ALL)
