@@ -61,11 +61,6 @@ PRESETS: dict[str, NetConfig] = {
         "net": "CoordinateWiseDeepLSTM",
         "net_options": {"layers": [20, 20], "preprocess_name": "LogAndSign",
                         "preprocess_options": {"k": 10}, "scale": 0.1}}},
-    # Not from the paper: a small per-coordinate MLP over Adam-like features (networks.
-    # CoordinateWiseMLP), for models where the LSTM's cost per coordinate is too high.
-    "fast": {"coordinatewise": {
-        "net": "CoordinateWiseMLP",
-        "net_options": {"hidden_sizes": [8], "momentum_decays": [0.5, 0.9, 0.99], "scale": 0.01}}},
 }
 CONFIG_FILE = "config.json"
 CHECKPOINT_PREFIX = "nets"

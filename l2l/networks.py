@@ -231,73 +231,6 @@ class KernelDeepLSTM(StandardDeepLSTM):
     return int(shape[2] * shape[3])
 
 
-class CoordinateWiseMLP(Network):
-  """A small per-coordinate MLP over Adam-like features: a learned optimizer at near-Adam cost.
-
-  After the small MLP learned optimizers of Metz et al. 2022 ("Practical tradeoffs between memory,
-  compute, and performance in learned optimizers"): the state is what Adam keeps, momenta at
-  several decay rates and a second moment, all bias-corrected; the features are the gradient and
-  each momentum divided by the root of the second moment; a ReLU MLP maps them to the update,
-  ``scale * (w_out · hidden + w_linear · features)`` (no output bias: no gradient, no drift). Per coordinate it costs a few hundred
-  flops, against ≈ 10 000 for ``CoordinateWiseDeepLSTM`` (20, 20). The output weights start at
-  zero: the optimizer starts by not moving and meta-training learns the update rule.
-  State: ``(momenta [k, N], second moment [1, N], step count [])``, feature-major like the LSTMs.
-  """
-
-  def __init__(self, hidden_sizes: Sequence[int] = (8,),
-               momentum_decays: Sequence[float] = (0.5, 0.9, 0.99),
-               second_moment_decay: float = 0.999, scale: float = 0.01, epsilon: float = 1e-8,
-               name: str = "cw_mlp"):
-    """Args:
-      hidden_sizes: widths of the ReLU hidden layers.
-      momentum_decays: decay rates of the momenta, one feature each.
-      second_moment_decay: decay rate of the mean squared gradient that normalizes the features.
-      scale: factor on the output (the update's units).
-      epsilon: added to the root of the second moment.
-      name: module name.
-    """
-    super().__init__(name=name)
-    self._hidden_sizes = [int(h) for h in hidden_sizes]
-    self._decays = tf.constant(list(momentum_decays), tf.float32)[:, None]
-    self._second_moment_decay = second_moment_decay
-    self._scale = scale
-    self._epsilon = epsilon
-
-  @snt.once
-  def _initialize(self, num_features: int):
-    self.w, self.b = [], []
-    fan_in = num_features
-    for i, hidden in enumerate(self._hidden_sizes):
-      self.w.append(tf.Variable(_truncated_normal(fan_in)([hidden, fan_in], tf.float32),
-                                name=f"w_{i}"))
-      self.b.append(tf.Variable(tf.zeros([hidden, 1]), name=f"b_{i}"))
-      fan_in = hidden
-    self.w_out = tf.Variable(tf.zeros([1, fan_in]), name="w_out")
-    self.w_linear = tf.Variable(tf.zeros([1, num_features]), name="w_linear")
-
-  def initial_state(self, num_rows: int) -> State:
-    return (tf.zeros([int(self._decays.shape[0]), num_rows]), tf.zeros([1, num_rows]),
-            tf.zeros([]))
-
-  def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
-    """inputs: gradient rows [N, 1]; returns (update rows [N, 1], next state)."""
-    momenta, second_moment, step = prev_state
-    gradients = tf.transpose(inputs)  # [1, N]
-    step = step + 1.0
-    momenta = self._decays * momenta + (1.0 - self._decays) * gradients
-    beta = self._second_moment_decay
-    second_moment = beta * second_moment + (1.0 - beta) * tf.square(gradients)
-    inverse_rms = tf.math.rsqrt(second_moment / (1.0 - beta ** step) + self._epsilon ** 2)
-    corrected = momenta / (1.0 - self._decays ** step)
-    features = tf.concat([gradients, corrected], 0) * inverse_rms  # [k + 1, N]
-    self._initialize(int(features.shape[0]))
-    hidden = features
-    for w, b in zip(self.w, self.b):
-      hidden = tf.nn.relu(tf.matmul(w, hidden) + b)
-    outputs = tf.matmul(self.w_out, hidden) + tf.matmul(self.w_linear, features)
-    return tf.transpose(outputs) * self._scale, (momenta, second_moment, step)
-
-
 class Sgd(Network):
   """Hand-designed SGD as a net: ``update = -learning_rate * gradient``."""
 
@@ -332,7 +265,7 @@ class Adam(Network):
 
 
 NETS = {cls.__name__: cls for cls in
-        (StandardDeepLSTM, CoordinateWiseDeepLSTM, KernelDeepLSTM, CoordinateWiseMLP, Sgd, Adam)}
+        (StandardDeepLSTM, CoordinateWiseDeepLSTM, KernelDeepLSTM, Sgd, Adam)}
 
 
 def factory(net: str, net_options: Any = (), net_path: str | None = None) -> Network:
