@@ -28,7 +28,7 @@ train: $(STAMP)
 	  --output_json=$(RUN_DIR)/quadratic/eval_adam.json
 
 train-mnist: $(STAMP)
-	$(PY) train.py --problem=mnist --preset=paper --num_epochs=300 --learning_rate=0.01 \
+	$(PY) train.py --problem=mnist --preset=paper --num_epochs=600 --learning_rate=0.01 \
 	  --evaluation_period=50 --evaluation_epochs=10 --checkpoint_every=50 --save_path=$(RUN_DIR)/mnist
 	$(PY) evaluate.py --problem=mnist --optimizer=L2L --path=$(RUN_DIR)/mnist --num_epochs=100 \
 	  --output_json=$(RUN_DIR)/mnist/eval_l2l.json

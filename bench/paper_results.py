@@ -40,10 +40,11 @@ BASELINES = ("SGD", "RMSProp", "Adam", "NAG")
 VALIDATION_EPOCHS, VALIDATION_SEED, TEST_EPOCHS, TEST_SEED, UNROLL = 20, 1000, 100, 1, 20
 # Meta-training per problem: the "original" preset on the quadratic (as make train); the paper's
 # preset (LogAndSign k = 10, output scale 0.1) on MNIST, where the original's k = 5 / scale 0.01
-# did not leave the initial loss in 150 epochs at learning rates 0.003 and 0.01.
+# did not leave the initial loss in 150 epochs at learning rates 0.003 and 0.01. MNIST trains for
+# 600 epochs: after 300, seed 0 lost to tuned NAG (-1.06 against -1.34).
 TRAIN = {
     "quadratic": {"num_epochs": 300, "learning_rate": 0.01},
-    "mnist": {"num_epochs": 300, "learning_rate": 0.01, "preset": "paper"},
+    "mnist": {"num_epochs": 600, "learning_rate": 0.01, "preset": "paper"},
     "cifar": {"num_epochs": 300, "learning_rate": 0.01, "preset": "paper"},
     "cifar-multi": {"num_epochs": 300, "learning_rate": 0.01, "preset": "paper"},
 }
