@@ -5,17 +5,16 @@ LogAndSign k = 5, scale 0.01), unroll 20, first-order meta-gradients unless said
 meta-iteration is what ``train.py`` runs per unroll: ``step()`` (unroll, meta-gradient, one Adam
 step on the net) and ``update()`` (carry the unroll's end over).
 
-Two references compute the same numbers from the same weights (checked before timing), each as one
-``tf.function`` with the unroll in a ``tf.while_loop``:
-
-- "hand-fused TF": the usual fast plain-TF form, an LSTM in ``[N, features]`` layout with one matmul
-  per layer on ``[x, h]`` (the issue's "best plain-TF version", ≈ 15 ms on its reference machine);
-- "Sonnet 2 usual": ``snt.DeepRNN`` of ``snt.LSTM`` and ``snt.Linear`` (≈ 17 ms there).
+Three references compute the same numbers from the same weights (checked before timing):
 
 - "JAX lax.scan + remat" (when ``jax`` is installed: ``pip install -e ".[bench]"``, as ``make bench``
   does): the carefully written JAX version the target is set against (≈ 13 ms in DESIGN.md's
   measurement): feature-major LSTM, ``lax.scan`` over ``jax.checkpoint``-ed steps, the whole
-  meta-iteration (unroll, meta-gradient, Adam) in one ``jax.jit``.
+  meta-iteration (unroll, meta-gradient, Adam) in one ``jax.jit``;
+- "hand-fused TF": the usual fast plain-TF form, an LSTM in ``[N, features]`` layout with one matmul
+  per layer on ``[x, h]`` (the issue's "best plain-TF version", ≈ 15 ms on its reference machine),
+  one ``tf.function`` with the unroll in a ``tf.while_loop``;
+- "Sonnet 2 usual": ``snt.DeepRNN`` of ``snt.LSTM`` and ``snt.Linear`` (≈ 17 ms there), likewise.
 
 The target is to match or beat the JAX version. This machine's speed drifts from day to day (the
 references' absolute times vary 2× between sessions), so compare within one run: the column
