@@ -87,6 +87,32 @@ def test_one_seed_iteration_is_the_demos_interpolation():
     np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
 
 
+def test_one_fomaml_iteration_takes_its_outer_gradient_on_unseen_points():
+  """FOMAML adapts on the task's first 10 points (in drawn order) and steps along the adapted
+  model's gradient on the next 10, computed here with a plain tape."""
+  tasks = initialisation.draw_tasks(seed=4, num_iterations=1, meta_batch_size=1)
+  result = initialisation.train_sinusoid("fomaml", 1, 1, 5, 0.02, 0.1, seed=4, variant="library")
+  x = sinusoid.X_ALL[tasks["order"][0, 0]]
+  y = tasks["amplitude"][0, 0] * np.sin(x + tasks["phase"][0, 0])
+  theta = sinusoid.init_params(4)
+
+  def gradient(params, points):
+    batch = {"x": tf.constant(x[points]), "y": tf.constant(y[points], tf.float32)}
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      cost = sinusoid.mse_cost(batch, params)
+    return tape.gradient(cost, params)
+
+  adapted = theta
+  for _ in range(5):
+    adapted = tf.nest.map_structure(lambda p, g: p - 0.02 * g, adapted,
+                                    gradient(adapted, slice(10, 20)))
+  expected = tf.nest.map_structure(lambda p, g: p - 0.1 * g, theta,
+                                   gradient(adapted, slice(10, 20)))
+  for got, want in zip(tf.nest.flatten(result.params), tf.nest.flatten(expected)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_training_is_deterministic_and_rejects_bad_combinations():
   runs = [initialisation.train_sinusoid("reptile", 300, 1, 5, 0.02, 0.1, seed=2,
                                         logging_period=period) for period in (300, 70)]
