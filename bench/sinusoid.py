@@ -80,9 +80,10 @@ def jax_demo_loop(seed: int):
     return None
   tasks = initialisation.draw_tasks(seed, ITERATIONS, 1)
   amplitude, phase, order = tasks["amplitude"][:, 0], tasks["phase"][:, 0], tasks["order"][:, 0]
-  names = sorted(sinusoid.init_params(seed))
-  params = [(jnp.asarray(layer["w"].numpy()), jnp.asarray(layer["b"].numpy()))
-            for layer in (sinusoid.init_params(seed)[n] for n in names)]
+  initial = sinusoid.init_params(seed)
+  names = sorted(initial)
+  params = [(jnp.asarray(initial[n]["w"].numpy()), jnp.asarray(initial[n]["b"].numpy()))
+            for n in names]
   points = sinusoid.NUM_TRAIN_POINTS
 
   def mse(params, x, y):
@@ -115,10 +116,9 @@ def jax_demo_loop(seed: int):
   start = time.perf_counter()
   params = jax.block_until_ready(compiled(params, amplitude, phase, order))
   seconds = time.perf_counter() - start
-  result = initialisation.SinusoidResult(
+  return initialisation.SinusoidResult(
       {n: {"w": tf.constant(np.asarray(w)), "b": tf.constant(np.asarray(b))}
        for n, (w, b) in zip(names, params)}, ITERATIONS / seconds, compile_s, 0)
-  return result
 
 
 def main():
