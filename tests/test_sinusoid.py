@@ -106,7 +106,7 @@ def test_one_fomaml_iteration_takes_its_outer_gradient_on_unseen_points():
   adapted = theta
   for _ in range(5):
     adapted = tf.nest.map_structure(lambda p, g: p - 0.02 * g, adapted,
-                                    gradient(adapted, slice(10, 20)))
+                                    gradient(adapted, slice(0, 10)))
   expected = tf.nest.map_structure(lambda p, g: p - 0.1 * g, theta,
                                    gradient(adapted, slice(10, 20)))
   for got, want in zip(tf.nest.flatten(result.params), tf.nest.flatten(expected)):
