@@ -46,7 +46,8 @@ def _mse_curve(stepper, y_all: np.ndarray) -> np.ndarray:
   out = {}
   for t in range(max(ADAPT_STEPS) + 1):
     if t in ADAPT_STEPS:
-      prediction = sinusoid.batched_forward([tf.convert_to_tensor(v) for v in x], x_all).numpy()
+      prediction = sinusoid.forward(sinusoid.pack([tf.convert_to_tensor(v) for v in x]),
+                                    x_all).numpy()
       out[t] = np.mean(np.square(prediction - y_all), axis=(1, 2))
     if t < max(ADAPT_STEPS):
       step()

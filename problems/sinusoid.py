@@ -10,6 +10,7 @@ The meta-learning steps work on parameter dicts, so the model is a pure function
 """
 
 import math
+from typing import Sequence
 
 import numpy as np
 import sonnet as snt
@@ -67,21 +68,33 @@ def init_params(seed: int) -> Params:
 
 
 def forward(params: Params, x: tf.Tensor) -> tf.Tensor:
-  """The MLP on inputs ``x`` of shape [..., 1]; returns [..., 1]."""
+  """The MLP on inputs ``x`` [..., n, 1]; returns [..., n, 1].
+
+  ``params`` holds one model (w [in, out], b [out]) or a stack of T models (w [T, in, out],
+  b [T, out]) applied to x [T, n, 1], one model per task.
+  """
   h = x
   names = sorted(params)
   for i, name in enumerate(names):
-    w = params[name]["w"]
-    if w.shape[0] == 1:  # [..., n, 1] x [1, m]: an outer product, fused by XLA unlike a dot.
+    w, b = params[name]["w"], params[name]["b"]
+    if w.shape.rank == 3:
+      b = b[:, None, :]
+    if w.shape[-2] == 1:  # [..., n, 1] x [1, m]: an outer product, fused by XLA unlike a dot.
       h = h * w
-    elif w.shape[1] == 1:  # [..., n, k] x [k, 1]: a weighted sum, likewise.
-      h = tf.reduce_sum(h * tf.transpose(w), -1, keepdims=True)
+    elif w.shape[-1] == 1:  # [..., n, k] x [k, 1]: a weighted sum, likewise.
+      h = tf.reduce_sum(h * tf.linalg.matrix_transpose(w), -1, keepdims=True)
     else:
       h = tf.matmul(h, w)
-    h = h + params[name]["b"]
+    h = h + b
     if i < len(names) - 1:
       h = tf.tanh(h)
   return h
+
+
+def pack(leaves: Sequence[tf.Tensor]) -> Params:
+  """The MLP's parameters from their leaves in ``tf.nest.flatten`` order (layer by layer, b, w)."""
+  template = {f"linear_{i}": {"b": None, "w": None} for i in range(len(LAYER_SIZES) - 1)}
+  return tf.nest.pack_sequence_as(template, list(leaves))
 
 
 def mse_cost(batch: dict, params: Params) -> tf.Tensor:
@@ -102,18 +115,6 @@ class SineMLP(snt.Module):
     return forward(self.params, x)
 
 
-def batched_forward(weights: list[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
-  """``forward`` for a batch of models: weights [w0, b0, w1, b1, …] with a leading task axis [T, …];
-  x [T, n, 1] -> [T, n, 1]."""
-  h = x
-  num_layers = len(weights) // 2
-  for i in range(num_layers):
-    h = tf.matmul(h, weights[2 * i]) + weights[2 * i + 1][:, None, :]
-    if i < num_layers - 1:
-      h = tf.tanh(h)
-  return h
-
-
 def adaptation_problem(params: Params, num_tasks: int, tasks: dict | None = None):
   """A ``make_loss`` for few-shot adaptation from ``params``: ``num_tasks`` tasks at once.
 
@@ -124,7 +125,7 @@ def adaptation_problem(params: Params, num_tasks: int, tasks: dict | None = None
   values), unless ``tasks`` fixes them: ``{"amplitude": [T], "phase": [T], "index": [T, 10]}``
   (indices into ``X_ALL``), e.g. held-out tasks for evaluation.
   """
-  names = sorted(params)
+  paths = [(n, p) for n in sorted(params) for p in sorted(params[n])]  # tf.nest.flatten's order.
   x_all = tf.constant(X_ALL)
 
   def fresh_index():
@@ -139,11 +140,12 @@ def adaptation_problem(params: Params, num_tasks: int, tasks: dict | None = None
       index = tf.Variable(fresh_index, trainable=False, name="index")
     else:
       amplitude, phase, index = (tf.constant(tasks[k]) for k in ("amplitude", "phase", "index"))
-    weights = [tf.Variable(lambda v=params[n][p]: tf.tile(v[None], [num_tasks] + [1] * v.shape.rank),
-                           name=f"{n}/{p}") for n in names for p in ("w", "b")]
+    models = pack([tf.Variable(lambda v=v: tf.tile(v[None], [num_tasks] + [1] * v.shape.rank),
+                               name=f"{n}/{p}")
+                   for v, (n, p) in zip(tf.nest.flatten(params), paths)])
     x = tf.gather(x_all, index)  # [T, 10, 1]
     y = amplitude[:, None, None] * tf.sin(x + phase[:, None, None])
-    per_task = tf.reduce_mean(tf.square(batched_forward(weights, x) - y), [1, 2])
+    per_task = tf.reduce_mean(tf.square(forward(models, x) - y), [1, 2])
     return tf.reduce_sum(per_task)
 
   return make_loss
