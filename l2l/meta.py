@@ -61,6 +61,9 @@ PRESETS: dict[str, NetConfig] = {
         "net": "CoordinateWiseDeepLSTM",
         "net_options": {"layers": [20, 20], "preprocess_name": "LogAndSign",
                         "preprocess_options": {"k": 10}, "scale": 0.1}}},
+    # Not from the paper: Adam with step size and momentum set by one small LSTM per net
+    # (networks.NNAdam); about Adam's cost per step, for large models.
+    "nnadam": {"nnadam": {"net": "NNAdam", "net_options": {"learning_rate": 0.01, "layers": [20]}}},
 }
 CONFIG_FILE = "config.json"
 CHECKPOINT_PREFIX = "nets"

@@ -8,7 +8,8 @@ and back, so that every variable assigned to a net goes through one net call per
 - coordinatewise nets (``CoordinateWiseDeepLSTM``, ``Sgd``, ``Adam``): one row per coordinate, d = 1;
 - ``KernelDeepLSTM``: one row per (input, output) channel pair of a conv kernel, d = kernel height ×
   width;
-- ``StandardDeepLSTM``: the whole variable as one row.
+- ``StandardDeepLSTM``: the whole variable as one row;
+- ``NNAdam``: coordinatewise Adam whose hyperparameters one LSTM sets from all rows together.
 
 The state of a net is a nested structure of tensors whose shapes depend only on N, so it can be
 carried in variables. The LSTM nets keep theirs feature-major, ``[hidden, N]``: see ``LSTMStack``.
@@ -264,8 +265,81 @@ class Adam(Network):
     return -self._learning_rate * m_hat / (tf.sqrt(v_hat) + self._epsilon), (m, v, t)
 
 
+class NNAdam(Network):
+  """Adam whose step size and momentum an LSTM sets at every step from statistics of the gradients.
+
+  The idea of Metz et al. 2020 ("Using a thousand optimization tasks to learn hyperparameter search
+  strategies", NN-Adam): per coordinate this is exactly Adam, so a step costs Adam's arithmetic plus
+  a few sums over the coordinates and one LSTM step on a single row, instead of an LSTM per
+  coordinate (``bench/learned_optimizer.py``). The LSTM reads three scale-free features of all the
+  net's coordinates together (use ``net_assignments`` for one net per variable group):
+
+  - the cosine between the gradient and the previous momentum (positive: keep going; negative:
+    oscillating),
+  - log of the gradient's energy over the second-moment estimate's (a spike or a calm),
+  - log of the momentum's energy over the second-moment estimate's (signal over noise);
+
+  and outputs ``a`` and ``b``: step size ``learning_rate * exp(a)`` and momentum
+  ``sigmoid(logit(beta1) + b)``. With the default zero-initialised output layer the net starts as
+  Adam(learning_rate, beta1, beta2, epsilon). The bias corrections use the running product of the
+  momentum factors actually used.
+  """
+
+  def __init__(self, learning_rate: float = 0.01, beta1: float = 0.9, beta2: float = 0.999,
+               epsilon: float = 1e-8, layers: Sequence[int] = (20,),
+               initializer: str | dict | None = "zeros", name: str = "nn_adam"):
+    """Args:
+      learning_rate, beta1, beta2, epsilon: the Adam the net starts from.
+      layers: hidden sizes of the LSTM over the features.
+      initializer: of the output layer, as ``StandardDeepLSTM``'s; "zeros" starts at Adam.
+      name: module name.
+    """
+    super().__init__(name=name)
+    self._learning_rate = learning_rate
+    self._beta1_logit = float(np.log(beta1 / (1 - beta1)))
+    self._beta2, self._epsilon = beta2, epsilon
+    self.core = LSTMStack(layers)
+    self._initializers = _initializers(initializer)
+
+  @snt.once
+  def _initialize(self, input_size: int):
+    w_init = self._initializers.get("w_init", _truncated_normal(input_size))
+    b_init = self._initializers.get("b_init", snt.initializers.Zeros())
+    self.w = tf.Variable(w_init([2, input_size], tf.float32), name="w")
+    self.b = tf.Variable(b_init([2, 1], tf.float32), name="b")
+
+  def initial_state(self, num_rows: int) -> State:
+    """(m [N, 1], v [N, 1], products of the momentum factors used [1, 2], LSTM state on one row)."""
+    return (tf.zeros([num_rows, 1]), tf.zeros([num_rows, 1]), tf.ones([1, 2]),
+            self.core.initial_state(1))
+
+  def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
+    """inputs: gradient rows [N, 1]; returns (update rows [N, 1], next state)."""
+    m, v, powers, core_state = prev_state
+    tiny = 1e-30
+    v = self._beta2 * v + (1 - self._beta2) * tf.square(inputs)
+    power2 = powers[:, 1:] * self._beta2
+    sum_gg, sum_gm = tf.reduce_sum(tf.square(inputs)), tf.reduce_sum(inputs * m)
+    sum_mm, sum_v = tf.reduce_sum(tf.square(m)), tf.reduce_sum(v) / (1 - power2[0, 0])
+    features = tf.stack([  # Momentum energy bias-corrected by (1 - power1)^2.
+        sum_gm / tf.sqrt(sum_gg * sum_mm + tiny),
+        tf.math.log((sum_gg + tiny) / (sum_v + tiny)),
+        tf.math.log((sum_mm + tiny) / (tf.square(1 - powers[0, 0]) * sum_v + tiny))])[:, None]
+    hidden, core_state = self.core(features, core_state)
+    self._initialize(int(hidden.shape[0]))
+    log_rate, beta1_offset = tf.unstack(tf.matmul(self.w, hidden) + self.b)
+    beta1 = tf.sigmoid(self._beta1_logit + beta1_offset)  # [1]
+    m = beta1 * m + (1 - beta1) * inputs
+    power1 = powers[:, :1] * beta1
+    step_size = self._learning_rate * tf.exp(log_rate) / (1 - power1)
+    # max: sqrt's derivative at a coordinate whose gradients were all 0 would be inf (NaN with
+    # second derivatives).
+    update = -step_size * m / (tf.sqrt(tf.maximum(v / (1 - power2), tiny)) + self._epsilon)
+    return update, (m, v, tf.concat([power1, power2], 1), core_state)
+
+
 NETS = {cls.__name__: cls for cls in
-        (StandardDeepLSTM, CoordinateWiseDeepLSTM, KernelDeepLSTM, Sgd, Adam)}
+        (StandardDeepLSTM, CoordinateWiseDeepLSTM, KernelDeepLSTM, Sgd, Adam, NNAdam)}
 
 
 def factory(net: str, net_options: Any = (), net_path: str | None = None) -> Network:
