@@ -332,7 +332,7 @@ class NNAdam(Network):
     m = beta1 * m + (1 - beta1) * inputs
     power1 = powers[:, :1] * beta1
     step_size = self._learning_rate * tf.exp(log_rate) / (1 - power1)
-    # max: sqrt's derivative at a coordinate whose gradients were all 0 would be inf (NaN with
+    # max: where squared gradients underflow to 0, sqrt's derivative would be inf (NaN with
     # second derivatives).
     update = -step_size * m / (tf.sqrt(tf.maximum(v / (1 - power2), tiny)) + self._epsilon)
     return update, (m, v, tf.concat([power1, power2], 1), core_state)

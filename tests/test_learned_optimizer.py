@@ -11,13 +11,9 @@ from l2l import variables as variables_lib
 from problems import quadratic
 
 
-@pytest.fixture(scope="module")
-def saved_lstm(tmp_path_factory):
-  """A saved original-preset optimizer with non-trivial weights (large output scale)."""
-  path = tmp_path_factory.mktemp("lstm")
-  optimizer = l2l.MetaOptimizer(cw={"net": "CoordinateWiseDeepLSTM", "net_options": {
-      "layers": [8, 8], "preprocess_name": "LogAndSign", "preprocess_options": {"k": 5},
-      "scale": 0.1}})
+def _save_random(path, **net_config):
+  """Saves a MetaOptimizer of ``net_config`` with random, non-trivial weights."""
+  optimizer = l2l.MetaOptimizer(**net_config)
   optimizer.meta_loss(quadratic.simple(), 1)
   tf.random.set_seed(1)
   for v in optimizer.trainable_variables:
@@ -26,10 +22,28 @@ def saved_lstm(tmp_path_factory):
   return path
 
 
-def test_apply_reproduces_the_meta_training_unroll(saved_lstm):
+@pytest.fixture(scope="module")
+def saved_lstm(tmp_path_factory):
+  """A saved original-preset-like optimizer (large output scale)."""
+  return _save_random(tmp_path_factory.mktemp("lstm"), cw={
+      "net": "CoordinateWiseDeepLSTM", "net_options": {
+          "layers": [8, 8], "preprocess_name": "LogAndSign", "preprocess_options": {"k": 5},
+          "scale": 0.1}})
+
+
+@pytest.fixture(scope="module")
+def saved_nn_adam(tmp_path_factory):
+  """A saved NNAdam (one LSTM over all coordinates' statistics)."""
+  return _save_random(tmp_path_factory.mktemp("nn_adam"), nn={
+      "net": "NNAdam", "net_options": {"learning_rate": 0.1, "layers": [8]}})
+
+
+@pytest.mark.parametrize("saved", ["saved_lstm", "saved_nn_adam"])
+def test_apply_reproduces_the_meta_training_unroll(saved, request):
   """T steps of LearnedOptimizer.apply on real variables = one unroll of the MetaOptimizer."""
+  saved = request.getfixturevalue(saved)
   make_loss = quadratic.quadratic(batch_size=3, num_dims=4)
-  ops = l2l.MetaOptimizer.load(str(saved_lstm)).meta_loss(make_loss, 6)
+  ops = l2l.MetaOptimizer.load(str(saved)).meta_loss(make_loss, 6)
   ops.reset()
   record = variables_lib.record_variables(make_loss)
   for mine, theirs in zip(record.constants, ops.constants):
@@ -38,7 +52,7 @@ def test_apply_reproduces_the_meta_training_unroll(saved_lstm):
   start = [v.numpy() for v in model]
   ops.loss()
   ops.update()
-  optimizer = l2l.LearnedOptimizer.load(str(saved_lstm))
+  optimizer = l2l.LearnedOptimizer.load(str(saved))
   step = tf.function(lambda: optimizer.apply(_grads(make_loss, record, model), model))
   for _ in range(6):
     step()
@@ -46,7 +60,9 @@ def test_apply_reproduces_the_meta_training_unroll(saved_lstm):
     assert np.abs(mine.numpy() - x0).max() > 1e-3  # It moved.
     np.testing.assert_allclose(mine.numpy(), unrolled.numpy(), rtol=1e-5, atol=1e-6)
   optimizer.reset()
-  assert all(float(tf.reduce_max(tf.abs(v))) == 0 for v in tf.nest.flatten(optimizer.states))
+  for state, initial in zip(tf.nest.flatten(optimizer.states),
+                            tf.nest.flatten(optimizer._initial_states)):
+    np.testing.assert_array_equal(state.numpy(), initial.numpy())
 
 
 def _grads(make_loss, record, model):

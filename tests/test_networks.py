@@ -94,3 +94,81 @@ def test_save_and_load_round_trip(tmp_path):
   np.testing.assert_array_equal(loaded(g, loaded.initial_state(2))[0], expected)
   with pytest.raises(FileNotFoundError, match="No net checkpoint"):
     networks.factory("CoordinateWiseDeepLSTM", options, net_path=str(tmp_path / "missing"))
+
+
+def _adam_reference(gradients, rates, beta1s, beta2=0.999, epsilon=1e-8):
+  """numpy Adam with a step size and momentum per step; bias correction by the product of the
+  momentum factors used."""
+  m = v = 0.0
+  power1, power2, updates = 1.0, 1.0, []
+  for g, rate, beta1 in zip(gradients, rates, beta1s):
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g ** 2
+    power1, power2 = power1 * beta1, power2 * beta2
+    updates.append(-rate * (m / (1 - power1)) / (np.sqrt(v / (1 - power2)) + epsilon))
+  return updates
+
+
+def _run(net, gradients):
+  state, updates = net.initial_state(gradients[0].shape[0]), []
+  for g in gradients:
+    update, state = net(tf.constant(g), state)
+    updates.append(update.numpy())
+  return updates
+
+
+def test_nn_adam_starts_as_adam_and_follows_its_outputs():
+  rng = np.random.RandomState(0)
+  gradients = [(rng.randn(6, 1) * [[1], [1], [1], [1e-3], [10], [0]]).astype(np.float32)
+               for _ in range(4)]
+  net = networks.NNAdam(learning_rate=0.01)
+  expected = _adam_reference(gradients, [0.01] * 4, [0.9] * 4)
+  np.testing.assert_allclose(_run(net, gradients), expected, rtol=1e-4, atol=1e-9)
+  # Outputs a = log 3, b = logit(0.5) - logit(0.9): step size 0.03, momentum 0.5.
+  net.b.assign([[np.log(3.0)], [-np.log(9.0)]])
+  expected = _adam_reference(gradients, [0.03] * 4, [0.5] * 4)
+  np.testing.assert_allclose(_run(net, gradients), expected, rtol=1e-4, atol=1e-9)
+
+
+def test_nn_adam_features_are_scale_free():
+  """Gradients 1000x larger: the same hyperparameters, so the same (scale-free) Adam updates."""
+  rng = np.random.RandomState(1)
+  gradients = [rng.randn(50, 1).astype(np.float32) for _ in range(5)]
+  net = networks.NNAdam(learning_rate=0.01)
+  net(tf.zeros([50, 1]), net.initial_state(50))
+  net.w.assign(tf.random.normal([2, 20], seed=2))
+  small, large = _run(net, gradients), _run(net, [1000 * g for g in gradients])
+  np.testing.assert_allclose(small, large, rtol=1e-4)
+  assert not np.allclose(small, _run(networks.NNAdam(learning_rate=0.01), gradients), rtol=1e-2)
+
+
+def test_nn_adam_second_derivatives_match_finite_differences():
+  """d(sum of losses over 4 steps)/d(output bias), through the optimizee's gradients, with a
+  coordinate whose squared gradient underflows to 0 (sqrt'(0) = inf made this NaN)."""
+  a = tf.constant([1.0, 3.0, 0.5, 2.0, 1e-25])
+
+  def objective(net):
+    x, state, total = tf.constant([[1.0], [-2.0], [0.5], [1.5], [0.3]]), net.initial_state(5), 0.0
+    for _ in range(4):
+      with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(a[:, None] * x ** 2) + x[0, 0] * x[1, 0]
+      update, state = net(tape.gradient(loss, x), state)
+      total, x = total + loss, x + update
+    return total
+
+  net = networks.NNAdam(learning_rate=1.0)
+  objective(net)
+  net.w.assign(tf.random.normal([2, 20], stddev=0.3, seed=3))
+  with tf.GradientTape() as tape:
+    value = objective(net)
+  gradient = tape.gradient(value, net.b).numpy()[:, 0]
+  assert np.all(np.isfinite(gradient))
+  bias, h = net.b.numpy(), 3e-3
+  for i in range(2):
+    shifted = []
+    for sign in (1, -1):
+      net.b.assign(bias + sign * h * np.eye(2)[:, i:i + 1])
+      shifted.append(float(objective(net)))
+    net.b.assign(bias)
+    np.testing.assert_allclose(gradient[i], (shifted[0] - shifted[1]) / (2 * h), rtol=1e-2)
