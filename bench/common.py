@@ -67,4 +67,6 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
 
 
 def _fmt(x) -> str:
+  if isinstance(x, list):
+    return " / ".join(_fmt(v) for v in x)
   return f"{x:.4g}" if isinstance(x, float) else str(x)

@@ -63,19 +63,25 @@ def _evaluate(run, make_loss, num_epochs: int, seed: int) -> dict:
   return evaluation.run_epochs(run, num_epochs)
 
 
-def meta_train(problem: str, seed: int, data_dir: str | None) -> tuple[str, float]:
-  """Meta-trains (or resumes, or reuses) one optimizer; returns its directory and the seconds."""
-  path = os.path.join(FLAGS.run_dir, problem, f"seed{seed}")
+def meta_train(problem: str, seed: int, data_dir: str | None, train: dict | None = None,
+               name: str | None = None) -> tuple[str, float]:
+  """Meta-trains (or resumes, or reuses) one optimizer; returns its directory and the seconds.
+
+  ``train``: ``training.meta_train`` arguments, default ``TRAIN[problem]``; the run is kept under
+  ``--run_dir``/``name`` (default ``problem``)/seed<seed>.
+  """
+  path = os.path.join(FLAGS.run_dir, name or problem, f"seed{seed}")
   done = os.path.join(path, "done")
   if os.path.exists(done):
     with open(done) as f:
       return path, float(f.read())
   checkpoints = os.path.join(path, training.CHECKPOINT_DIR)
   start = time.perf_counter()
-  training.meta_train(problem, num_steps=100, unroll_length=UNROLL, save_path=path, seed=seed,
-                      evaluation_period=50, evaluation_epochs=10, logging_period=50,
-                      data_dir=data_dir, checkpoint_every=50,
-                      resume=os.path.isdir(checkpoints), **TRAIN[problem])
+  settings = {"num_steps": 100, "unroll_length": UNROLL, "evaluation_period": 50,
+              "evaluation_epochs": 10, "logging_period": 50, "checkpoint_every": 50,
+              **(train or TRAIN[problem])}
+  training.meta_train(problem, save_path=path, seed=seed, data_dir=data_dir,
+                      resume=os.path.isdir(checkpoints), **settings)
   seconds = time.perf_counter() - start
   with open(done, "w") as f:
     f.write(str(seconds))

@@ -6,7 +6,8 @@ Every coordinate keeps its own recurrent state, created on the first ``apply`` a
 calls in variables; all variables assigned to one net go through one net call per step.
 
 ``KerasLearnedOptimizer`` is the same as a ``keras.optimizers.Optimizer``, for
-``model.compile(optimizer=...)``; there every variable has its own net call.
+``model.compile(optimizer=...)``; there every variable has its own net call, so a net that reads
+statistics of all its rows together (``networks.NNAdam``) sees one variable at a time.
 """
 
 from typing import Callable, Mapping, Sequence

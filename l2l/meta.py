@@ -63,7 +63,7 @@ PRESETS: dict[str, NetConfig] = {
                         "preprocess_options": {"k": 10}, "scale": 0.1}}},
     # Not from the paper: Adam with step size and momentum set by one small LSTM per net
     # (networks.NNAdam); about Adam's cost per step, for large models.
-    "nnadam": {"nnadam": {"net": "NNAdam", "net_options": {"learning_rate": 0.01, "layers": [20]}}},
+    "nnadam": {"nnadam": {"net": "NNAdam", "net_options": {"learning_rate": 0.03, "layers": [20]}}},
 }
 CONFIG_FILE = "config.json"
 CHECKPOINT_PREFIX = "nets"
