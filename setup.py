@@ -24,7 +24,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest"],
-        # bench/meta_step.py times the JAX version the meta-iteration target is set against.
-        "bench": ["jax"],
+        # bench/meta_step.py times the JAX version the meta-iteration target is set against;
+        # bench/sinusoid.py runs the Reptile demo's own PyTorch loop (the CPU build, pinned).
+        "bench": ["jax", "torch==2.13.0"],
     },
 )
