@@ -90,6 +90,16 @@ def _truncated_normal(fan_in: int) -> snt.initializers.Initializer:
   return snt.initializers.TruncatedNormal(stddev=1.0 / np.sqrt(fan_in))
 
 
+def _output_layer(initializers: dict, output_size: int, input_size: int
+                  ) -> tuple[tf.Variable, tf.Variable]:
+  """Feature-major linear layer ``w [output, input] @ x + b [output, 1]``, initialised by
+  ``initializers`` (see ``_initializers``) or as ``snt.Linear``."""
+  w_init = initializers.get("w_init", _truncated_normal(input_size))
+  b_init = initializers.get("b_init", snt.initializers.Zeros())
+  return (tf.Variable(w_init([output_size, input_size], tf.float32), name="w"),
+          tf.Variable(b_init([output_size, 1], tf.float32), name="b"))
+
+
 class LSTMStack(snt.Module):
   """Stacked LSTMs for N independent rows at once, in feature-major layout.
 
@@ -170,10 +180,7 @@ class StandardDeepLSTM(Network):
 
   @snt.once
   def _initialize(self, input_size: int):
-    w_init = self._initializers.get("w_init", _truncated_normal(input_size))
-    b_init = self._initializers.get("b_init", snt.initializers.Zeros())
-    self.w = tf.Variable(w_init([self._output_size, input_size], tf.float32), name="w")
-    self.b = tf.Variable(b_init([self._output_size, 1], tf.float32), name="b")
+    self.w, self.b = _output_layer(self._initializers, self._output_size, input_size)
 
   def to_rows(self, x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [1, -1])
@@ -303,10 +310,7 @@ class NNAdam(Network):
 
   @snt.once
   def _initialize(self, input_size: int):
-    w_init = self._initializers.get("w_init", _truncated_normal(input_size))
-    b_init = self._initializers.get("b_init", snt.initializers.Zeros())
-    self.w = tf.Variable(w_init([2, input_size], tf.float32), name="w")
-    self.b = tf.Variable(b_init([2, 1], tf.float32), name="b")
+    self.w, self.b = _output_layer(self._initializers, 2, input_size)
 
   def initial_state(self, num_rows: int) -> State:
     """(m [N, 1], v [N, 1], products of the momentum factors used [1, 2], LSTM state on one row)."""
@@ -321,9 +325,10 @@ class NNAdam(Network):
     power2 = powers[:, 1:] * self._beta2
     sum_gg, sum_gm = tf.reduce_sum(tf.square(inputs)), tf.reduce_sum(inputs * m)
     sum_mm, sum_v = tf.reduce_sum(tf.square(m)), tf.reduce_sum(v) / (1 - power2[0, 0])
-    features = tf.stack([  # Momentum energy bias-corrected by (1 - power1)^2.
+    features = tf.stack([
         sum_gm / tf.sqrt(sum_gg * sum_mm + tiny),
         tf.math.log((sum_gg + tiny) / (sum_v + tiny)),
+        # Bias-corrected momentum energy: sum_mm / (1 - power1)^2.
         tf.math.log((sum_mm + tiny) / (tf.square(1 - powers[0, 0]) * sum_v + tiny))])[:, None]
     hidden, core_state = self.core(features, core_state)
     self._initialize(int(hidden.shape[0]))
