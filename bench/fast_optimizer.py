@@ -49,7 +49,7 @@ def main(argv):
     for path, _ in trained:
       run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(path), config.make_loss,
                                             steps, paper_results.UNROLL)
-      results.append(paper_results._evaluate(run, config.make_loss, paper_results.TEST_EPOCHS,
+      results.append(paper_results.evaluate(run, config.make_loss, paper_results.TEST_EPOCHS,
                                              paper_results.TEST_SEED))
     scores = [r["log10_mean_final_loss"] for r in results]
     baseline = recorded[row_name]

@@ -4,7 +4,7 @@ Two Sonnet models on the embedded MNIST subset, batch 128: an MLP 784-128-10 (10
 and a small convnet (conv 32-64-128 3×3 with 2×2 pooling, linear 10; 113 162 parameters). Each is
 trained by ``l2l.LearnedOptimizer`` with the "original" preset (coordinatewise LSTM 20-20 over every
 coordinate, LogAndSign k = 5), with the "nnadam" preset (Adam whose step size and momentum one LSTM
-sets, ``l2l.networks.NNAdam``) and by ``snt.optimizers.Adam``, both inside one ``tf.function`` with
+sets, ``l2l.networks.NNAdam``) and by ``snt.optimizers.Adam``, each inside one ``tf.function`` with
 ``jit_compile=True``. Timed: the whole training step (forward, backward, optimizer) and the
 optimizer's ``apply`` alone on fixed gradients. Target: learned training step ≤ 2× Adam's.
 

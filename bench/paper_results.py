@@ -58,7 +58,8 @@ CIFAR_SETTINGS = [("CIFAR-10", "cifar", 100, "cifar"),
                   ("CIFAR-10, two nets", "cifar-multi", 100, "cifar-multi")]
 
 
-def _evaluate(run, make_loss, num_epochs: int, seed: int) -> dict:
+def evaluate(run, make_loss, num_epochs: int, seed: int) -> dict:
+  """``evaluation.run_epochs`` over ``num_epochs`` problems of ``make_loss`` drawn from ``seed``."""
   problems.seed_problem(make_loss, seed)
   return evaluation.run_epochs(run, num_epochs)
 
@@ -94,10 +95,10 @@ def tuned_baseline(name: str, problem: str, steps: int, data_dir: str | None) ->
   scores = {}
   for lr in GRID:
     run = evaluation.baseline_epoch_runner(name, lr, validation, steps)
-    scores[lr] = _evaluate(run, validation, VALIDATION_EPOCHS, VALIDATION_SEED)["mean_final_loss"]
+    scores[lr] = evaluate(run, validation, VALIDATION_EPOCHS, VALIDATION_SEED)["mean_final_loss"]
   best = min(GRID, key=lambda lr: scores[lr] if np.isfinite(scores[lr]) else np.inf)
   test = problems.get_config(problem, "test", data_dir).make_loss
-  result = _evaluate(evaluation.baseline_epoch_runner(name, best, test, steps), test, TEST_EPOCHS,
+  result = evaluate(evaluation.baseline_epoch_runner(name, best, test, steps), test, TEST_EPOCHS,
                      TEST_SEED)
   edge = best in (GRID[0], GRID[-1])
   return {"learning_rate": best, "at_grid_edge": edge, "validation": scores, **result}
@@ -119,7 +120,7 @@ def main(argv):
     for path, _ in trained[trained_on]:
       run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(path), config.make_loss,
                                             steps, UNROLL, config.net_assignments)
-      learned.append(_evaluate(run, config.make_loss, TEST_EPOCHS, TEST_SEED))
+      learned.append(evaluate(run, config.make_loss, TEST_EPOCHS, TEST_SEED))
     baselines = {name: tuned_baseline(name, problem, steps, data_dir) for name in BASELINES}
     l2l_scores = [r["log10_mean_final_loss"] for r in learned]
     best_baseline = min(r["log10_mean_final_loss"] for r in baselines.values())
