@@ -120,9 +120,7 @@ def jax_demo_loop(seed: int):
   start = time.perf_counter()
   params = jax.block_until_ready(compiled(params, amplitude, phase, order))
   seconds = time.perf_counter() - start
-  return initialisation.SinusoidResult(
-      {n: {"w": tf.constant(np.asarray(w)), "b": tf.constant(np.asarray(b))}
-       for n, (w, b) in zip(names, params)}, ITERATIONS / seconds, compile_s, 0)
+  return _result(params, ITERATIONS / seconds, compile_s)
 
 
 def torch_demo_loop(seed: int):
@@ -170,10 +168,15 @@ def torch_demo_loop(seed: int):
                            + (weights_after[name] - weights_before[name]) * step_size
                            for name in weights_before})
   seconds = time.perf_counter() - start
-  state = {k: v.numpy() for k, v in model.state_dict().items()}
-  params = {f"linear_{i}": {"w": tf.constant(state[f"{2 * i}.weight"].T),
-                            "b": tf.constant(state[f"{2 * i}.bias"])} for i in range(3)}
-  return initialisation.SinusoidResult(params, ITERATIONS / seconds, 0.0, 0)
+  layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy())
+            for layer in model if isinstance(layer, torch.nn.Linear)]
+  return _result(layers, ITERATIONS / seconds, 0.0)
+
+
+def _result(layers, iterations_per_second: float, compile_s: float):
+  """A ``SinusoidResult`` from another framework's final (w [in, out], b) per layer."""
+  leaves = [tf.constant(np.asarray(a), tf.float32) for w, b in layers for a in (b, w)]
+  return initialisation.SinusoidResult(sinusoid.pack(leaves), iterations_per_second, compile_s, 0)
 
 
 def _max_difference(a, b) -> float:
