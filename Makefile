@@ -7,8 +7,6 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 RUN_DIR ?= runs/default
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
-
 .PHONY: install train train-mnist train-sinusoid test bench clean
 
 install: $(STAMP)

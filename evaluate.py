@@ -14,6 +14,11 @@ MSE over the 50 points for every k in ``--adapt_steps``.
 import json
 import os
 
+import cli
+
+cli.quiet_tensorflow()  # Before anything imports TensorFlow.
+
+# pylint: disable=wrong-import-position
 from absl import app, flags
 
 import problems
@@ -155,14 +160,11 @@ def evaluate_optimizer() -> None:
 
 def main(argv):
   del argv
-  try:
-    if FLAGS.problem == "sinusoid":
-      evaluate_sinusoid()
-    else:
-      evaluate_optimizer()
-  except FileNotFoundError as e:  # A missing --path or --data_dir file: say which, no traceback.
-    raise app.UsageError(str(e)) from e
+  if FLAGS.problem == "sinusoid":
+    evaluate_sinusoid()
+  else:
+    evaluate_optimizer()
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["l2l", "l2l.*", "problems", "problems.*"]),
     package_data={"problems": ["data/*.npz", "data/*.md"]},
-    py_modules=["train", "evaluate"],
+    py_modules=["cli", "train", "evaluate"],
     install_requires=[
         "tensorflow>=2.16",
         "dm-sonnet>=2.0.2",

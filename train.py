@@ -8,6 +8,11 @@ problems to ``--save_path`` (``config.json`` + ``nets.*`` checkpoint, TensorBoar
 MAML or MAML (``l2l/initialisation.py``) and saves it to ``--save_path``.
 """
 
+import cli
+
+cli.quiet_tensorflow()  # Before anything imports TensorFlow.
+
+# pylint: disable=wrong-import-position
 from absl import app, flags
 
 import problems
@@ -32,8 +37,12 @@ flags.DEFINE_boolean("second_derivatives", False, "Differentiate through optimiz
 flags.DEFINE_enum("preset", None, sorted(meta.PRESETS),
                   "Net configuration; default: the problem's own.")
 flags.DEFINE_boolean("jit_compile", True, "Compile each unroll with XLA (faster on CPU).")
-flags.DEFINE_integer("logging_period", 100, "Epochs between progress lines.", lower_bound=1)
-flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations.", lower_bound=1)
+flags.DEFINE_integer("logging_period", 100, "Epochs between progress lines (sinusoid: iterations "
+                     "per compiled call and progress line).", lower_bound=1)
+flags.DEFINE_float("progress_seconds", 10.0, "At least one progress line per this many seconds.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations (and one after the "
+                     "last epoch).", lower_bound=1)
 flags.DEFINE_integer("evaluation_epochs", 20, "Validation problems per validation.",
                      lower_bound=1)
 flags.DEFINE_float("clip_norm", None, "Clip the meta-gradient to this global norm (default: no "
@@ -96,12 +105,16 @@ def train_optimizer() -> None:
       FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,
       FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset, FLAGS.jit_compile,
       FLAGS.data_dir, FLAGS.clip_norm, FLAGS.checkpoint_every or None, FLAGS.resume,
-      FLAGS.max_nonfinite)
+      FLAGS.max_nonfinite, FLAGS.progress_seconds)
   print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs (from {result.start_epoch}), "
         f"{result.seconds_per_epoch:.3f} s/epoch, best validation log10 mean final loss "
         f"{result.best_log10_loss:.3f}, {result.skipped_updates} non-finite updates skipped")
-  if FLAGS.save_path:
-    print(f"best optimizer saved to {FLAGS.save_path}")
+  if FLAGS.save_path and result.saved == "best":
+    print(f"best optimizer (epoch {result.saved_epoch}, validation log10 mean final loss "
+          f"{result.best_log10_loss:.3f}) saved to {FLAGS.save_path}")
+  elif FLAGS.save_path:
+    print(f"no validation gave a finite score: final optimizer (epoch {result.saved_epoch}) "
+          f"saved to {FLAGS.save_path}")
 
 
 @flags.multi_flags_validator(["checkpoint_every", "resume", "save_path"],
@@ -112,14 +125,11 @@ def _check_checkpointing(values):
 
 def main(argv):
   del argv
-  try:
-    if FLAGS.problem == "sinusoid":
-      train_sinusoid()
-    else:
-      train_optimizer()
-  except FileNotFoundError as e:  # A missing --data_dir file or checkpoint: say which.
-    raise app.UsageError(str(e)) from e
+  if FLAGS.problem == "sinusoid":
+    train_sinusoid()
+  else:
+    train_optimizer()
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

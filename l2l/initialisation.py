@@ -21,7 +21,6 @@ checkpoints (parameters and iteration) under ``save_path/checkpoints``.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -29,6 +28,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from l2l import checkpoint
 from l2l import meta_learning
 from l2l.updates import gradient_descent_update
 from problems import sinusoid
@@ -36,6 +36,7 @@ from problems import sinusoid
 ALGORITHMS = ("reptile", "fomaml", "maml")
 VARIANTS = ("seed", "library")
 CHECKPOINT_DIR = "checkpoints"
+PARAMS_PREFIX = "params"
 
 
 @dataclasses.dataclass
@@ -178,13 +179,9 @@ def train_sinusoid(algorithm: str, num_iterations: int, meta_batch_size: int, in
   iteration = tf.Variable(0, dtype=tf.int64)
   manager = None
   if save_path and (checkpoint_every or resume):
-    manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(params=params, iteration=iteration),
-        os.path.join(save_path, CHECKPOINT_DIR), max_to_keep=2)
-    if resume:
-      if manager.latest_checkpoint is None:
-        raise FileNotFoundError(f"--resume: no checkpoint under {manager.directory}.")
-      manager.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+    manager = checkpoint.resumable(os.path.join(save_path, CHECKPOINT_DIR),
+                                   dict(params=params, iteration=iteration), resume,
+                                   f"sinusoid, {algorithm}")
   start_iteration = int(iteration.numpy())
   tasks = {k: tf.constant(v) for k, v in draw_tasks(seed, num_iterations, meta_batch_size).items()}
   run = _compiled_loop(algorithm, variant, num_iterations, inner_steps, inner_lr, outer_lr)
@@ -217,12 +214,9 @@ def train_sinusoid(algorithm: str, num_iterations: int, meta_batch_size: int, in
 
 
 def save(params, save_path: str, config: dict) -> None:
-  """Writes the parameters as a ``tf.train.Checkpoint`` and the config as JSON."""
-  os.makedirs(save_path, exist_ok=True)
-  checkpoint = tf.train.Checkpoint(params=tf.nest.map_structure(tf.Variable, params))
-  checkpoint.write(os.path.join(save_path, "params"))
-  with open(os.path.join(save_path, "config.json"), "w") as f:
-    json.dump(config, f, indent=2)
+  """Writes the parameters as a ``tf.train.Checkpoint`` and the config as JSON (atomically)."""
+  checkpoint.save(save_path, PARAMS_PREFIX,
+                  {"params": tf.nest.map_structure(tf.Variable, params)}, config)
 
 
 def load_params(path: str | None, seed: int = 0) -> sinusoid.Params:
@@ -230,16 +224,16 @@ def load_params(path: str | None, seed: int = 0) -> sinusoid.Params:
   params = tf.nest.map_structure(tf.Variable, sinusoid.init_params(seed))
   if path is None:
     return tf.nest.map_structure(tf.convert_to_tensor, params)
-  config_path = os.path.join(path, "config.json")
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(
-        f"No trained model at {path!r}: expected {config_path} and a checkpoint 'params' written "
-        "by train.py --save_path.")
-  with open(config_path) as f:
-    config = json.load(f)
+  config = checkpoint.read_config(path, "sinusoid model")
   if config.get("problem") != "sinusoid":
-    raise ValueError(f"{path!r} holds a {config.get('problem')!r} model, not a sinusoid one.")
-  tf.train.Checkpoint(params=params).read(os.path.join(path, "params")).assert_consumed()
+    raise checkpoint.LoadError(f"{path!r} holds a {config.get('problem')!r} model, not a "
+                               "sinusoid one.")
+  checkpoint.read_weights(path, PARAMS_PREFIX, "sinusoid model")
+  try:
+    tf.train.Checkpoint(params=params).read(os.path.join(path, PARAMS_PREFIX)).assert_consumed()
+  except (AssertionError, ValueError) as e:
+    raise checkpoint.LoadError(f"The sinusoid model at {path!r} does not fit the 1-64-64-1 "
+                               f"MLP: {str(e).splitlines()[0]}") from e
   return tf.nest.map_structure(tf.convert_to_tensor, params)
 
 

@@ -10,6 +10,7 @@ calls in variables; all variables assigned to one net go through one net call pe
 statistics of all its rows together (``networks.NNAdam``) sees one variable at a time.
 """
 
+import json
 from typing import Callable, Mapping, Sequence
 
 import keras
@@ -59,6 +60,9 @@ class LearnedOptimizer(snt.Optimizer):
     self.nets = dict(nets)
     self._net_for = _net_chooser(self.nets, net_for)
     self._source = _source
+    # The variables of the first apply, in order (ids: Keras variables have no ref()).
+    self._parameter_ids: list[int] = []
+    self._parameter_names: list[str] = []
     self.groups: list[tuple[str, list[int]]] = []  # (net key, parameter indices).
     self.states: list[networks.State] = []  # Per group: state variables, [hidden, rows] each.
     self._initial_states: list[networks.State] = []
@@ -71,6 +75,8 @@ class LearnedOptimizer(snt.Optimizer):
 
   @snt.once
   def _initialize(self, parameters: Sequence[tf.Variable]):
+    self._parameter_ids = [id(p) for p in parameters]
+    self._parameter_names = [p.name for p in parameters]
     keys = {}
     for i, p in enumerate(parameters):
       keys.setdefault(self._net_for(p), []).append(i)
@@ -86,12 +92,14 @@ class LearnedOptimizer(snt.Optimizer):
   def apply(self, updates: Sequence[tf.Tensor | None], parameters: Sequence[tf.Variable]) -> None:
     """One optimizer step: ``parameter += net(update)`` for every pair (None updates: no change).
 
-    The parameters must be the same variables, in the same order, on every call.
+    The parameters must be the same variables, in the same order, on every call (ValueError
+    otherwise), as the optimizer's state belongs to them.
     """
     if len(updates) != len(parameters) or not parameters:
       raise ValueError(f"apply got {len(updates)} updates for {len(parameters)} parameters; pass "
                        "one (possibly None) update per parameter.")
     self._initialize(parameters)
+    self._check_same_parameters(parameters)
     for (key, indices), state in zip(self.groups, self.states):
       gradients = [tf.zeros(parameters[i].shape) if updates[i] is None else updates[i]
                    for i in indices]
@@ -102,24 +110,50 @@ class LearnedOptimizer(snt.Optimizer):
           parameters[i].assign_add(tf.cast(step, parameters[i].dtype))
       tf.nest.map_structure(lambda v, s: v.assign(s), state, next_state)
 
+  def _check_same_parameters(self, parameters: Sequence[tf.Variable]) -> None:
+    """The optimizer state belongs to the variables of the first call: refuse any others."""
+    if [id(p) for p in parameters] == self._parameter_ids:
+      return
+    first = self._parameter_names
+    names = [p.name for p in parameters]
+    raise ValueError(
+        f"apply got {len(names)} variables {names[:4]}{'...' if len(names) > 4 else ''}, not the "
+        f"{len(first)} it was first called with {first[:4]}{'...' if len(first) > 4 else ''} "
+        "(the same variables, in the same order): the optimizer's state belongs to those. Use "
+        "one LearnedOptimizer per list of variables.")
+
   def reset(self) -> None:
     """Zeroes the recurrent states, as for a fresh optimization of the same variables."""
     for state, initial in zip(self.states, self._initial_states):
       tf.nest.map_structure(lambda v, s: v.assign(s), state, initial)
 
 
+@keras.saving.register_keras_serializable(package="l2l")
 class KerasLearnedOptimizer(keras.optimizers.Optimizer):
   """The learned optimizer as a Keras optimizer: ``model.compile(optimizer=...)``.
 
-  Keras' ``learning_rate`` is not used (the nets produce the update); it is fixed at 1.
+  Keras' ``learning_rate`` is not used (the nets produce the update); it is fixed at 1. A model
+  compiled with it saves and loads like any Keras model (``model.save("m.keras")``,
+  ``keras.models.load_model``): the config holds the net configuration, the weights file the
+  nets' weights and the optimizer's state (iteration, per-coordinate states), so training goes on
+  where it stopped.
   """
 
-  def __init__(self, nets: Mapping[str, networks.Network], net_for: NetFor | None = None,
-               name: str = "learned_optimizer", **kwargs):
-    """Args: as ``LearnedOptimizer``; ``kwargs`` go to ``keras.optimizers.Optimizer``."""
+  def __init__(self, nets: Mapping[str, networks.Network] | meta.NetConfig,
+               net_for: NetFor | None = None, name: str = "learned_optimizer", **kwargs):
+    """Args:
+      nets: the optimizer nets by key, as ``LearnedOptimizer``'s, or their configuration
+        ``{key: {"net": ..., "net_options": ...}}`` (fresh weights; ``get_config`` gives it).
+      net_for, name: as ``LearnedOptimizer``'s.
+      kwargs: go to ``keras.optimizers.Optimizer`` (a ``learning_rate`` is ignored).
+    """
+    kwargs.pop("learning_rate", None)  # In every config Keras writes; the nets set the steps.
     super().__init__(learning_rate=1.0, name=name, **kwargs)
+    if all(isinstance(spec, Mapping) for spec in nets.values()):
+      nets = meta.MetaOptimizer(**nets).nets
     self._nets = dict(nets)
     self._net_for = _net_chooser(self._nets, net_for)
+    self._net_for_given = net_for is not None
     self._source = None
 
   @classmethod
@@ -129,6 +163,38 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     optimizer = cls(source.nets, net_for, **kwargs)
     optimizer._source = source
     return optimizer
+
+  def get_config(self) -> dict:
+    if self._net_for_given and len(self._nets) > 1:
+      raise ValueError("A KerasLearnedOptimizer with several nets and a net_for function cannot "
+                       "be serialized (the function is code): save the model with "
+                       "model.save_weights and compile the loaded model with the optimizer.")
+    missing = sorted(key for key, net in self._nets.items() if not hasattr(net, "config_json"))
+    if missing:
+      raise ValueError(f"Nets {missing} were not built by networks.factory (or MetaOptimizer), "
+                       "so there is no configuration to save them with.")
+    return {**super().get_config(),
+            "nets": {key: json.loads(net.config_json) for key, net in self._nets.items()}}
+
+  def _net_weights(self) -> list[tf.Variable]:
+    return [v for key in sorted(self._nets) for v in networks.weights(self._nets[key])]
+
+  def save_own_variables(self, store) -> None:
+    """The optimizer's variables (as Keras saves them), then the nets' weights."""
+    for i, variable in enumerate(list(self.variables) + self._net_weights()):
+      store[str(i)] = variable.numpy()
+
+  def load_own_variables(self, store) -> None:
+    targets = list(self.variables) + self._net_weights()
+    if len(store.keys()) != len(targets):
+      raise ValueError(f"The saved state of optimizer {self.name!r} has {len(store.keys())} "
+                       f"arrays, this optimizer {len(targets)}: it was saved for other variables "
+                       "or other nets.")
+    for i, variable in enumerate(targets):
+      if tuple(variable.shape) != tuple(store[str(i)].shape):
+        raise ValueError(f"The saved state of optimizer {self.name!r} does not fit: array {i} "
+                         f"has shape {store[str(i)].shape}, {variable.name} {variable.shape}.")
+      variable.assign(store[str(i)])
 
   def build(self, var_list):
     if self.built:

@@ -32,15 +32,16 @@ are concatenated, and the update rows split back. The unroll is a ``tf.while_loo
 does not grow with ``len_unroll``.
 """
 
+import collections
 import copy
 import dataclasses
-import json
 import os
 from typing import Any, Callable, Sequence
 
 import sonnet as snt
 import tensorflow as tf
 
+from l2l import checkpoint
 from l2l import networks
 from l2l import variables as variables_lib
 
@@ -65,7 +66,6 @@ PRESETS: dict[str, NetConfig] = {
     # (networks.NNAdam); about Adam's cost per step, for large models.
     "nnadam": {"nnadam": {"net": "NNAdam", "net_options": {"learning_rate": 0.03, "layers": [20]}}},
 }
-CONFIG_FILE = "config.json"
 CHECKPOINT_PREFIX = "nets"
 
 
@@ -247,6 +247,7 @@ class MetaOptimizer(snt.Module):
                                        spec.get("net_path"))
                  for key, spec in self.config.items()}
     self._restored_from = None  # Where restore() last loaded weights from.
+    self._saved_counts: collections.Counter = collections.Counter()  # Saved weights per net.
 
   @classmethod
   def from_preset(cls, preset: str, net_keys: Sequence[str] | None = None) -> "MetaOptimizer":
@@ -278,12 +279,7 @@ class MetaOptimizer(snt.Module):
       model_path: a directory written by ``save`` to load the nets' weights from.
       second_derivatives: differentiate through the optimizee gradients (the paper drops them).
     """
-    try:
-      unroll = _Unroll(self.nets, make_loss, len_unroll, net_assignments, second_derivatives)
-    except ValueError as e:
-      if self._restored_from is None or "incompatible tensor" not in str(e):
-        raise
-      self._raise_mismatch(e)
+    unroll = _Unroll(self.nets, make_loss, len_unroll, net_assignments, second_derivatives)
     self.check_restored()
     if model_path is not None:
       self.restore(model_path)
@@ -335,64 +331,60 @@ class MetaOptimizer(snt.Module):
     if broken:
       raise FloatingPointError(f"Not saving the optimizer to {path!r}: weights {broken} are NaN "
                                "or Inf.")
-    os.makedirs(path, exist_ok=True)
-    tf.train.Checkpoint(nets=self.nets).write(os.path.join(path, CHECKPOINT_PREFIX))
     config = {key: {k: v for k, v in spec.items() if k != "net_path"}
               for key, spec in self.config.items()}
-    tmp = os.path.join(path, CONFIG_FILE + ".tmp")
-    with open(tmp, "w") as f:
-      json.dump({"nets": config}, f, indent=2)
-    os.replace(tmp, os.path.join(path, CONFIG_FILE))
+    checkpoint.save(path, CHECKPOINT_PREFIX, {"nets": self.nets}, {"nets": config})
 
   def restore(self, path: str) -> None:
-    """Loads net weights written by ``save`` (deferred for nets not built yet).
+    """Loads net weights written by ``save``: now for the nets already built, the others when
+    ``check_restored`` runs after they are built.
 
-    Every tensor is read once here, so a corrupt checkpoint fails now, with its path; a checkpoint
-    whose shapes do not fit the net configuration fails when ``meta_loss`` builds the nets.
+    Every tensor is read and checked here, so a corrupt checkpoint, NaN weights or weights of nets
+    the configuration does not name fail now, with the path (``checkpoint.LoadError``).
     """
-    prefix = os.path.join(path, CHECKPOINT_PREFIX)
-    if not tf.io.gfile.exists(prefix + ".index"):
-      raise FileNotFoundError(f"No saved optimizer at {path!r}: expected {prefix}.index and "
-                              f"{CONFIG_FILE}, as written by MetaOptimizer.save / train.py.")
-    try:
-      reader = tf.train.load_checkpoint(prefix)
-      for name in reader.get_variable_to_shape_map():
-        reader.get_tensor(name)
-    except Exception as e:  # pylint: disable=broad-except  # TF raises several kinds here.
-      raise ValueError(f"The saved optimizer at {path!r} is corrupt or truncated ({type(e).__name__}: "
-                       f"{e}); retrain or copy {prefix}.* again.") from e
+    weights = checkpoint.read_weights(path, CHECKPOINT_PREFIX, "optimizer")
+    self._saved_counts = collections.Counter(name.split("/")[1] for name in weights)
+    unknown = sorted(set(self._saved_counts) - set(self.nets))
+    if unknown:
+      raise checkpoint.LoadError(
+          f"The saved optimizer at {path!r} holds weights of nets {unknown}, which its "
+          f"{checkpoint.CONFIG_FILE} does not configure (it names {sorted(self.nets)}).")
     self._restored_from = path
-    self._read(path)
+    self.check_restored()
 
   def check_restored(self) -> None:
-    """Re-reads the weights ``restore`` loaded, once the nets are built: checks every shape.
-
-    Deferred restoration cannot check nets that are built later; call this after building them
-    (``meta_loss`` and ``LearnedOptimizer`` do). Does nothing for an optimizer not restored.
-    """
-    if self._restored_from is not None:
-      self._read(self._restored_from)
-
-  def _read(self, path: str) -> None:
+    """Reads the weights ``restore`` found into every net built so far, and checks that each of
+    them gets exactly its saved weights (names, count and shapes); call it after building nets
+    (``meta_loss`` and ``LearnedOptimizer`` do). Does nothing for an optimizer not restored."""
+    if self._restored_from is None:
+      return
+    built = {key: net for key, net in self.nets.items() if networks.weights(net)}
     try:
-      tf.train.Checkpoint(nets=self.nets).read(
-          os.path.join(path, CHECKPOINT_PREFIX)).expect_partial()
-    except ValueError as e:
-      self._raise_mismatch(e)
-
-  def _raise_mismatch(self, error: Exception):
-    raise ValueError(f"The saved optimizer at {self._restored_from!r} does not match the net "
-                     f"configuration in its {CONFIG_FILE} ({self.config}): {error}") from error
+      for key, net in built.items():
+        if len(networks.weights(net)) != self._saved_counts[key]:
+          raise ValueError(f"net {key!r} has {len(networks.weights(net))} weights, the "
+                           f"checkpoint {self._saved_counts[key]}")
+      status = tf.train.Checkpoint(nets=built).read(
+          os.path.join(self._restored_from, CHECKPOINT_PREFIX))
+      status.expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      raise checkpoint.LoadError(
+          f"The saved optimizer at {self._restored_from!r} does not match the net configuration "
+          f"in its {checkpoint.CONFIG_FILE} ({self.config}): {str(e).splitlines()[0]}") from e
 
   @classmethod
   def load(cls, path: str) -> "MetaOptimizer":
     """A MetaOptimizer rebuilt from ``path/config.json`` with the weights of ``path/nets``."""
-    config_path = os.path.join(path, CONFIG_FILE)
-    if not os.path.exists(config_path):
-      raise FileNotFoundError(f"No saved optimizer at {path!r}: expected {config_path}, as written "
-                              "by MetaOptimizer.save / train.py.")
-    with open(config_path) as f:
-      config = json.load(f)
-    optimizer = cls(**config["nets"])
+    config = checkpoint.read_config(path, "optimizer")
+    if not isinstance(config.get("nets"), dict):
+      raise checkpoint.LoadError(
+          f"{os.path.join(path, checkpoint.CONFIG_FILE)} has no \"nets\" entry: it was not "
+          "written by MetaOptimizer.save / train.py.")
+    try:
+      optimizer = cls(**config["nets"])
+    except (TypeError, ValueError) as e:
+      raise checkpoint.LoadError(
+          f"{os.path.join(path, checkpoint.CONFIG_FILE)} does not configure valid nets: "
+          f"{e}") from e
     optimizer.restore(path)
     return optimizer

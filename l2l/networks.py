@@ -15,6 +15,7 @@ The state of a net is a nested structure of tensors whose shapes depend only on 
 carried in variables. The LSTM nets keep theirs feature-major, ``[hidden, N]``: see ``LSTMStack``.
 """
 
+import json
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,6 +45,14 @@ class Network(snt.Module):
     """The state for ``num_rows`` rows at the start of an optimization."""
     del num_rows
     return ()
+
+
+def weights(net: "Network") -> list[tf.Variable]:
+  """The net's variables; none for a net not built yet (Sonnet would raise) or without weights."""
+  try:
+    return list(net.variables)
+  except ValueError:
+    return []
 
 
 def build_for(net: "Network", shapes: Sequence[Sequence[int]]) -> State:
@@ -352,6 +361,10 @@ def factory(net: str, net_options: Any = (), net_path: str | None = None) -> Net
   if net not in NETS:
     raise ValueError(f"Unknown net {net!r}; choose one of {sorted(NETS)}.")
   network = NETS[net](**dict(net_options))
+  # What rebuilds the net (not its weights); a string, so that module tracking leaves it alone.
+  network.config_json = json.dumps(
+      {"net": net, "net_options": dict(net_options)},
+      default=lambda o: dict(o) if hasattr(o, "keys") else list(o))  # Tracking wrappers.
   if net_path is not None:
     load(network, net_path)
   return network

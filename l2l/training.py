@@ -2,9 +2,12 @@
 
 One *epoch* optimizes one freshly drawn problem for ``num_steps`` steps in ``num_steps /
 unroll_length`` truncated unrolls; after each unroll the nets take one Adam step on the meta-loss
-and the unroll's end is carried over (truncated BPTT). Every ``evaluation_period`` epochs the
-optimizer is evaluated (no training) on ``evaluation_epochs`` fresh problems, and saved when its
-mean final loss is the best so far, as the original code does.
+and the unroll's end is carried over (truncated BPTT). Every ``evaluation_period`` epochs and after
+the last epoch the optimizer is evaluated (no training) on ``evaluation_epochs`` fresh problems, and
+saved when its mean final loss is the best so far, as the original code does; when no validation
+gives a finite score, the final optimizer is saved instead, with a warning. Progress lines (epoch,
+meta-loss, last validation, ETA) come every ``logging_period`` epochs and at least every
+``progress_seconds``.
 
 Reliability:
 - Every epoch's problem (and every validation's) is drawn from a seed derived from ``seed`` and the
@@ -12,7 +15,7 @@ Reliability:
   resumed run continues exactly where the checkpoint was taken.
 - With ``checkpoint_every``, a ``tf.train.CheckpointManager`` under ``save_path/checkpoints`` keeps
   the nets, the meta-optimizer's Adam slots, the carried optimizee and RNN state, the epoch, the
-  samplers' state, the best validation score and the skip counters (TF writes the checkpoint files,
+  samplers' state, the best validation score and its epoch and the skip counters (TF writes the checkpoint files,
   then atomically replaces the "checkpoint" index, so a crash never leaves a half-written latest).
 - A meta-loss or meta-gradient that is NaN / Inf skips that update (``MetaStep.applied``), is counted
   and logged, and ends the epoch (its optimizee diverged); ``max_nonfinite`` of them in a row stop
@@ -30,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 import problems
+from l2l import checkpoint
 from l2l import evaluation
 from l2l import meta
 
@@ -39,7 +43,9 @@ CHECKPOINT_DIR = "checkpoints"
 @dataclasses.dataclass
 class TrainResult:
   optimizer: meta.MetaOptimizer
-  best_log10_loss: float  # log10 of the best validation mean final loss.
+  best_log10_loss: float  # log10 of the best validation mean final loss (nan: none finite).
+  saved_epoch: int  # The epoch of the optimizer saved to save_path.
+  saved: str  # "best" (of the validations) or "final" (no validation gave a finite score).
   seconds_per_epoch: float
   history: list[dict]  # One entry per logged epoch.
   start_epoch: int  # > 0 when resumed from a checkpoint.
@@ -68,7 +74,8 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
                logging_period: int = 10, save_path: str | None = None, seed: int = 0,
                preset: str | None = None, jit_compile: bool = True, data_dir: str | None = None,
                clip_norm: float | None = None, checkpoint_every: int | None = None,
-               resume: bool = False, max_nonfinite: int = 10) -> TrainResult:
+               resume: bool = False, max_nonfinite: int = 10,
+               progress_seconds: float = 10.0) -> TrainResult:
   """Meta-trains on ``problem`` (a name of ``problems.get_config``); see the module docstring.
 
   Args:
@@ -76,8 +83,10 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
     num_epochs, num_steps, unroll_length: epochs; optimizee steps per epoch and per unroll.
     learning_rate, clip_norm: Adam on the nets; optional clipping of the meta-gradient's global norm.
     second_derivatives: differentiate through the optimizee's gradients.
-    evaluation_period, evaluation_epochs: validate every so many epochs on so many fresh problems.
-    logging_period: epochs between progress lines.
+    evaluation_period, evaluation_epochs: validate every so many epochs and after the last one,
+      on so many fresh problems.
+    logging_period, progress_seconds: a progress line every so many epochs, and at least one
+      every so many seconds.
     save_path: where the best optimizer, TensorBoard logs and checkpoints go.
     seed: seeds every problem draw and minibatch sampler.
     preset: net preset; default the problem's own.
@@ -111,6 +120,7 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
 
   epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
   best_var = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+  best_epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
   skipped_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
   in_row_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_in_row")
   manager = None
@@ -118,26 +128,18 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
     train_unroll.get_concrete_function()  # Creates the Adam slots, so a restore fills them all.
     state = dict(nets=optimizer.nets, meta_optimizer=train_ops.optimizer,
                  carried=train_ops.meta_loss.carried, epoch=epoch_var, best=best_var,
-                 skipped=skipped_var, nonfinite_in_row=in_row_var)
+                 best_epoch=best_epoch_var, skipped=skipped_var, nonfinite_in_row=in_row_var)
     if rng is not None:
       state["rng"] = rng
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**state),
-                                         os.path.join(save_path, CHECKPOINT_DIR), max_to_keep=2)
+    manager = checkpoint.resumable(os.path.join(save_path, CHECKPOINT_DIR), state, resume,
+                                   f"problem {problem!r}, preset {preset or config.preset!r}")
     if resume:
-      if manager.latest_checkpoint is None:
-        raise FileNotFoundError(f"resume: no checkpoint under {manager.directory}; train with "
-                                "checkpoint_every (--checkpoint_every) first.")
-      try:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-      except (AssertionError, ValueError) as e:
-        raise ValueError(f"The checkpoint {manager.latest_checkpoint} does not match this "
-                         f"configuration (problem {problem!r}, preset "
-                         f"{preset or config.preset!r}): {e}") from e
       logging.info("resumed from %s at epoch %d", manager.latest_checkpoint, int(epoch_var))
 
   writer = tf.summary.create_file_writer(os.path.join(save_path, "logs")) if save_path else None
   start_epoch = int(epoch_var)
   history, epoch_times = [], []
+  progress = _Progress(start_epoch, num_epochs, progress_seconds)
   for epoch in range(start_epoch, num_epochs):
     start = time.perf_counter()
     tf.random.set_seed(epoch_seed(seed, epoch))
@@ -162,31 +164,25 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
       meta_losses.append(meta_loss)
       grad_norms.append(float(train_ops.grad_norm))
     epoch_times.append(time.perf_counter() - start)
-    final = float(train_ops.fx)
+    entry = {"epoch": epoch + 1,
+             "meta_loss": float(np.mean(meta_losses)) if meta_losses else math.nan,
+             "meta_gradient_norm": float(np.mean(grad_norms)) if grad_norms else math.nan,
+             "log10_final_loss": _log10(float(train_ops.fx)),
+             "skipped_updates": int(skipped_var)}
     if writer and meta_losses:
       with writer.as_default(step=epoch):
-        tf.summary.scalar("meta_loss", np.mean(meta_losses))
-        tf.summary.scalar("meta_gradient_norm", np.mean(grad_norms))
-        tf.summary.scalar("log10_final_loss", _log10(final))
+        tf.summary.scalar("meta_loss", entry["meta_loss"])
+        tf.summary.scalar("meta_gradient_norm", entry["meta_gradient_norm"])
+        tf.summary.scalar("log10_final_loss", entry["log10_final_loss"])
     if (epoch + 1) % logging_period == 0:
-      entry = {"epoch": epoch + 1,
-               "meta_loss": float(np.mean(meta_losses)) if meta_losses else math.nan,
-               "meta_gradient_norm": float(np.mean(grad_norms)) if grad_norms else math.nan,
-               "log10_final_loss": _log10(final),
-               "seconds_per_epoch": float(np.mean(epoch_times[-logging_period:])),
-               "skipped_updates": int(skipped_var)}
-      history.append(entry)
-      logging.info("epoch %d  meta-loss %.4g  meta-grad norm %.3g  log10 final loss %.3f  "
-                   "%.3f s/epoch  skipped %d", entry["epoch"], entry["meta_loss"],
-                   entry["meta_gradient_norm"], entry["log10_final_loss"],
-                   entry["seconds_per_epoch"], entry["skipped_updates"])
-    if (epoch + 1) % evaluation_period == 0:
+      history.append({**entry,
+                      "seconds_per_epoch": float(np.mean(epoch_times[-logging_period:]))})
+    if (epoch + 1) % evaluation_period == 0 or epoch + 1 == num_epochs:
       result = evaluation.run_epochs(validate, evaluation_epochs,
                                      epoch_seed(seed, epoch, validation=True))
       score = result["mean_final_loss"]
       improved = score < float(best_var)
-      logging.info("epoch %d  validation log10 mean final loss %.3f%s", epoch + 1,
-                   result["log10_mean_final_loss"], "  (best, saved)" if improved else "")
+      progress.validated(epoch + 1, result["log10_mean_final_loss"], improved)
       if writer:
         with writer.as_default(step=epoch):
           tf.summary.scalar("validation_log10_mean_final_loss", result["log10_mean_final_loss"])
@@ -194,14 +190,56 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
               result["mean_loss_curve"], f"{problem}, epoch {epoch + 1}"))
       if improved:
         best_var.assign(score)
+        best_epoch_var.assign(epoch + 1)
         if save_path:
           optimizer.save(save_path)
     epoch_var.assign(epoch + 1)
+    progress.epoch_done(entry, force=(epoch + 1) % logging_period == 0)
     if manager and checkpoint_every and (epoch + 1) % checkpoint_every == 0:
       manager.save(checkpoint_number=epoch + 1)
   if manager and checkpoint_every and int(epoch_var) % checkpoint_every:
     manager.save(checkpoint_number=int(epoch_var))  # The end of training, resumable too.
+  saved = "best"
+  if int(best_epoch_var) == 0:  # No finite validation score in the whole run.
+    saved = "final"
+    if save_path:
+      optimizer.save(save_path)
+    logging.warning("no validation gave a finite score: %s holds the final optimizer (epoch %d)",
+                    save_path, int(epoch_var))
   best = float(best_var)
   return TrainResult(optimizer, math.log10(best) if best < math.inf else math.nan,
+                     int(best_epoch_var) or int(epoch_var), saved,
                      float(np.mean(epoch_times[1:] if len(epoch_times) > 1 else epoch_times or [0])),
                      history, start_epoch, int(skipped_var))
+
+
+class _Progress:
+  """Progress lines: one per ``logging_period`` epochs and at least one every ``seconds``."""
+
+  def __init__(self, start_epoch: int, num_epochs: int, seconds: float):
+    self._start_epoch, self._num_epochs, self._seconds = start_epoch, num_epochs, seconds
+    self._start = self._last_line = time.perf_counter()
+    self._validation = ""
+
+  def validated(self, epoch: int, log10_loss: float, improved: bool) -> None:
+    self._validation = f"validation {log10_loss:.3f} (epoch {epoch}{', best' if improved else ''})"
+    logging.info("epoch %d  %s", epoch, self._validation)
+
+  def epoch_done(self, entry: dict, force: bool) -> None:
+    now = time.perf_counter()
+    epoch = entry["epoch"]
+    if not (force or now - self._last_line >= self._seconds or epoch == self._num_epochs):
+      return
+    self._last_line = now
+    rate = (now - self._start) / (epoch - self._start_epoch)
+    logging.info("epoch %d/%d  meta-loss %.4g  meta-grad norm %.3g  log10 final loss %.3f  "
+                 "%.3f s/epoch  skipped %d  %s  ETA %s", epoch, self._num_epochs,
+                 entry["meta_loss"], entry["meta_gradient_norm"], entry["log10_final_loss"], rate,
+                 entry["skipped_updates"], self._validation or "no validation yet",
+                 _duration(rate * (self._num_epochs - epoch)))
+
+
+def _duration(seconds: float) -> str:
+  minutes, seconds = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from l2l import checkpoint
+
 EMBEDDED_MNIST = os.path.join(os.path.dirname(__file__), "data", "mnist_5k.npz")
 SPLITS = ("train", "test")
 _MNIST_IDX = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -46,7 +48,7 @@ def read_idx(path: str) -> np.ndarray:
     data = f.read()
   magic = int.from_bytes(data[:4], "big")
   if magic >> 8 != 0x08:  # 0x08: unsigned byte elements.
-    raise ValueError(f"{path}: not a uint8 IDX file (magic number {magic:#x}).")
+    raise checkpoint.LoadError(f"{path}: not a uint8 IDX file (magic number {magic:#x}).")
   ndim = magic & 0xFF
   shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -107,7 +109,7 @@ def load_cifar10(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
   """
   _check_split(split)
   if not data_dir:
-    raise ValueError("CIFAR-10 needs --data_dir: a directory with the binary batches "
+    raise FileNotFoundError("CIFAR-10 needs --data_dir: a directory with the binary batches "
                      f"({', '.join(_CIFAR_FILES['train'] + _CIFAR_FILES['test'])}) from "
                      "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz.")
   if os.path.isdir(os.path.join(data_dir, _CIFAR_SUBDIR)):
@@ -122,7 +124,7 @@ def load_cifar10(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
   for path in paths:
     raw = np.fromfile(path, np.uint8)
     if raw.size % (_CIFAR_IMAGE_BYTES + 1):
-      raise ValueError(f"{path}: {raw.size} bytes is not a whole number of CIFAR-10 records "
+      raise checkpoint.LoadError(f"{path}: {raw.size} bytes is not a whole number of CIFAR-10 records "
                        f"({_CIFAR_IMAGE_BYTES + 1} bytes each).")
     records.append(raw.reshape(-1, _CIFAR_IMAGE_BYTES + 1))
   records = np.concatenate(records)

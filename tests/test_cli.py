@@ -12,8 +12,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args, check=True):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def run(*args, check=True, quiet_env=True):
+  env = dict(os.environ)
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+  if quiet_env:
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
   result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=300)
   if check and result.returncode != 0:
@@ -37,7 +40,7 @@ def trained_quadratic(tmp_path_factory):
   path = tmp_path_factory.mktemp("quadratic")
   out = run("train.py", "--problem=quadratic", "--num_epochs=4", "--evaluation_period=2",
             "--evaluation_epochs=2", "--logging_period=2", f"--save_path={path}")
-  assert "best optimizer saved" in out.stdout
+  assert "best optimizer (epoch 4, validation log10 mean final loss" in out.stdout
   return path
 
 
@@ -145,3 +148,46 @@ def test_flag_combinations_and_missing_data_are_explained(tmp_path):
   assert out.returncode != 0 and "No MNIST test data in --data_dir=" in out.stderr
   out = run("train.py", "--problem=quadratic", "--resume", f"--save_path={tmp_path}", check=False)
   assert out.returncode != 0 and "resume: no checkpoint under" in out.stderr
+
+
+def test_a_run_shorter_than_the_validation_period_validates_at_its_end_and_saves(tmp_path):
+  out = run("train.py", "--problem=quadratic", "--num_epochs=3", "--evaluation_epochs=2",
+            "--progress_seconds=0", f"--save_path={tmp_path}", quiet_env=False)
+  saved = out.stdout.split("best optimizer (epoch ")[1]
+  assert saved.startswith("3, validation log10 mean final loss ") and str(tmp_path) in saved
+  assert (tmp_path / "config.json").exists() and (tmp_path / "nets.index").exists()
+  # A progress line per epoch here (--progress_seconds=0), with the validation and an ETA.
+  lines = [l for l in out.stderr.splitlines() if "training.py" in l and "ETA" in l]
+  assert [l.split("] epoch ")[1].split()[0] for l in lines] == ["1/3", "2/3", "3/3"]
+  assert "no validation yet" in lines[0] and "validation " in lines[2].split("skipped")[1]
+  run("evaluate.py", "--problem=quadratic", f"--path={tmp_path}", "--num_epochs=1")
+  # Only the project's own lines: no TensorFlow start-up, device or checkpoint noise.
+  for noise in ("cuInit", "oneDNN", "InitializeLog", "cuda", "Sharding callback", "XLA"):
+    assert noise not in out.stderr + out.stdout
+  loud = run("train.py", "--problem=quadratic", "--num_epochs=1", "--tf_logs", quiet_env=False)
+  assert "oneDNN" in loud.stderr
+
+
+def _one_error_line(*args) -> str:
+  out = run(*args, check=False)
+  assert out.returncode == 1, out.stderr
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+  return lines[0]
+
+
+def test_user_mistakes_after_flag_parsing_are_one_line_errors(tmp_path):
+  assert "No saved optimizer at" in _one_error_line(
+      "evaluate.py", "--optimizer=L2L", f"--path={tmp_path / 'missing'}")
+  assert "resume: no checkpoint under" in _one_error_line(
+      "train.py", "--resume", f"--save_path={tmp_path}")
+  assert "CIFAR-10 needs --data_dir" in _one_error_line(
+      "evaluate.py", "--problem=cifar", "--optimizer=Adam")
+  assert "No MNIST test data in --data_dir=" in _one_error_line(
+      "evaluate.py", "--problem=mnist", "--optimizer=Adam", f"--data_dir={tmp_path}")
+  assert "need --path" in _one_error_line("evaluate.py", "--optimizer=L2L")
+  (tmp_path / "config.json").write_text("{not json")
+  assert "config.json is not valid JSON" in _one_error_line(
+      "evaluate.py", "--optimizer=L2L", f"--path={tmp_path}")
+  out = run("evaluate.py", "--optimizer=L2L", f"--path={tmp_path}", "--verbosity=1", check=False)
+  assert out.returncode != 0 and "Traceback" in out.stderr  # Raised verbosity: the traceback.

@@ -118,3 +118,59 @@ def test_keras_optimizer_matches_apply(saved_lstm):
   for a, b in zip(keras_model.trainable_variables, snt_model.trainable_variables):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
   assert history.history["loss"][-1] != history.history["loss"][0]
+
+
+def _keras_model(optimizer):
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
+                            keras.layers.Dense(1)])
+  model.compile(optimizer=optimizer, loss="mse")
+  return model
+
+
+def test_keras_model_saved_and_loaded_trains_on_as_if_never_interrupted(saved_lstm, tmp_path):
+  data = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+  target = data.sum(1, keepdims=True)
+  fit = dict(batch_size=16, shuffle=False, verbose=0)
+  uninterrupted = _keras_model(l2l.KerasLearnedOptimizer.load(str(saved_lstm)))
+  uninterrupted.fit(data, target, epochs=5, **fit)
+  first = _keras_model(l2l.KerasLearnedOptimizer.load(str(saved_lstm)))
+  first.fit(data, target, epochs=3, **fit)
+  first.save(tmp_path / "m.keras")
+  loaded = keras.models.load_model(tmp_path / "m.keras")  # No custom_objects needed.
+  assert isinstance(loaded.optimizer, l2l.KerasLearnedOptimizer)
+  assert int(loaded.optimizer.iterations) == 6
+  loaded.fit(data, target, epochs=2, **fit)
+  for a, b in zip(uninterrupted.trainable_variables, loaded.trainable_variables):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+  # Without the saved state (fresh LSTM states) the same 2 epochs end elsewhere.
+  fresh = _keras_model(l2l.KerasLearnedOptimizer.load(str(saved_lstm)))
+  fresh.set_weights(first.get_weights())
+  fresh.fit(data, target, epochs=2, **fit)
+  assert max(np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+             zip(uninterrupted.trainable_variables, fresh.trainable_variables)) > 1e-5
+
+
+def test_keras_optimizer_config_rebuilds_the_nets():
+  optimizer = l2l.KerasLearnedOptimizer(l2l.MetaOptimizer.from_preset("nnadam").nets)
+  config = optimizer.get_config()
+  assert config["nets"] == l2l.PRESETS["nnadam"]
+  rebuilt = l2l.KerasLearnedOptimizer.from_config(config)
+  assert type(rebuilt._nets["nnadam"]).__name__ == "NNAdam"
+  several = l2l.KerasLearnedOptimizer(l2l.MetaOptimizer(a={"net": "Sgd"}, b={"net": "Sgd"}).nets,
+                                      net_for=lambda v: "a")
+  with pytest.raises(ValueError, match="several nets and a net_for function cannot be serialized"):
+    several.get_config()
+
+
+def test_apply_refuses_other_variables_than_its_first_call():
+  optimizer = l2l.LearnedOptimizer(l2l.MetaOptimizer(
+      cw={"net": "Adam", "net_options": {"learning_rate": 0.1}}).nets)
+  a, b = tf.Variable(tf.ones([2]), name="a"), tf.Variable(tf.ones([2]), name="b")
+  optimizer.apply([tf.ones([2])], [a])
+  with pytest.raises(ValueError, match=r"apply got 1 variables \['b:0'\], not the 1 it was first "
+                     r"called with \['a:0'\]"):
+    optimizer.apply([tf.ones([2])], [b])  # Same shape: would silently take a's Adam state.
+  with pytest.raises(ValueError, match="not the 1 it was first called with"):
+    optimizer.apply([tf.ones([2]), tf.ones([2])], [a, b])
+  optimizer.apply([tf.ones([2])], [a])  # The first list still works.

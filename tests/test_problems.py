@@ -76,7 +76,7 @@ def test_missing_data_is_named_with_the_expected_files(tmp_path):
     datasets.load_mnist("train", str(tmp_path))
   with pytest.raises(FileNotFoundError, match=r"Missing CIFAR-10 test data: \[.*test_batch\.bin"):
     datasets.load_cifar10("test", str(tmp_path))
-  with pytest.raises(ValueError, match="CIFAR-10 needs --data_dir"):
+  with pytest.raises(FileNotFoundError, match="CIFAR-10 needs --data_dir"):
     problems.get_config("cifar", "train")
   (tmp_path / "test_batch.bin").write_bytes(b"\0" * 3074)
   with pytest.raises(ValueError, match="not a whole number of CIFAR-10 records"):

@@ -125,7 +125,7 @@ def test_training_is_deterministic_and_rejects_bad_combinations():
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):
-  with pytest.raises(FileNotFoundError, match=r"No trained model at .*config.json"):
+  with pytest.raises(FileNotFoundError, match=r"No saved sinusoid model at .*config.json"):
     initialisation.load_params(str(tmp_path / "nothing"))
 
 
