@@ -11,7 +11,7 @@ setup(
     ),
     python_requires=">=3.11",
     packages=find_packages(include=["l2l", "l2l.*", "problems", "problems.*"]),
-    package_data={"problems": ["data/*.npz", "data/*.md"]},
+    package_data={"problems": ["data/*.npz", "data/*.md"], "l2l": ["pretrained/*/*"]},
     py_modules=["cli", "train", "evaluate"],
     install_requires=[
         "tensorflow>=2.16",

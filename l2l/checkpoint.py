@@ -32,6 +32,9 @@ def write_json(path: str, value: Any) -> None:
   os.makedirs(directory, exist_ok=True)
   with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False) as f:
     json.dump(value, f, indent=2)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(f.name, 0o666 & ~umask)  # A temporary file is private; the saved one is not.
   os.replace(f.name, path)
 
 

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from l2l import checkpoint
 from l2l import networks
+from l2l import pretrained
 from l2l import variables as variables_lib
 
 NetConfig = dict[str, dict[str, Any]]
@@ -374,7 +375,9 @@ class MetaOptimizer(snt.Module):
 
   @classmethod
   def load(cls, path: str) -> "MetaOptimizer":
-    """A MetaOptimizer rebuilt from ``path/config.json`` with the weights of ``path/nets``."""
+    """A MetaOptimizer rebuilt from ``path/config.json`` with the weights of ``path/nets``;
+    ``path`` may also name an optimizer shipped with l2l (``l2l.pretrained.SHIPPED``)."""
+    path = pretrained.resolve(path)
     config = checkpoint.read_config(path, "optimizer")
     if not isinstance(config.get("nets"), dict):
       raise checkpoint.LoadError(

@@ -97,3 +97,18 @@ def test_corrupt_weights_are_refused(saved):
 def test_resume_without_a_checkpoint_says_what_to_do(tmp_path):
   with pytest.raises(FileNotFoundError, match="resume: no checkpoint under .*--checkpoint_every"):
     checkpoint.resumable(str(tmp_path), {"x": tf.Variable(1.0)}, True, "test")
+
+
+def test_shipped_optimizers_load_by_name_and_unknown_names_list_them(tmp_path):
+  optimizer = l2l.LearnedOptimizer.load("nnadam-mnist")
+  variable = tf.Variable([1.0, -2.0])
+  optimizer.apply([tf.constant([0.5, -0.5])], [variable])
+  # Its first step is Adam's sign step times the learned step size (a fraction of Adam's 0.03).
+  step = variable.numpy() - [1.0, -2.0]
+  assert np.all(np.sign(step) == [-1, 1]) and 1e-4 < abs(step[0]) < 0.1
+  assert isinstance(l2l.KerasLearnedOptimizer.load("nnadam-mnist"), l2l.KerasLearnedOptimizer)
+  with pytest.raises(FileNotFoundError, match=r"no shipped optimizer of that name: the shipped "
+                     r"ones are \['nnadam-mnist'\]"):
+    l2l.MetaOptimizer.load("general-purpose")
+  with pytest.raises(FileNotFoundError, match="No saved optimizer at .*expected .*config.json"):
+    l2l.MetaOptimizer.load(str(tmp_path))  # A directory, but not a saved optimizer.
