@@ -14,6 +14,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli  # noqa: E402
+
+cli.quiet_tensorflow()  # Before TensorFlow is imported.
 
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
