@@ -53,10 +53,19 @@ def write_results(name: str, rows: list[dict], **extra) -> str:
   os.makedirs(RESULTS_DIR, exist_ok=True)
   path = os.path.join(RESULTS_DIR, f"{name}.json")
   payload = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
-             "rows": rows, **extra}
+             "cpu": cpu_model(), "rows": rows, **extra}
   with open(path, "w") as f:
     json.dump(payload, f, indent=2)
   return path
+
+
+def cpu_model() -> str:
+  """The CPU's model name from /proc/cpuinfo (ratios between implementations depend on it)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    return platform.processor() or "unknown"
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:

@@ -1,6 +1,7 @@
 """A Keras MLP trained with a shipped learned optimizer and with Adam, side by side (``model.fit``).
 
-    .venv/bin/python examples/keras_mnist.py                       # nnadam-mnist vs Adam 1e-3, 1e-2
+    .venv/bin/python examples/keras_mnist.py                       # celo vs Adam 1e-3, 1e-2
+    .venv/bin/python examples/keras_mnist.py --optimizer=nnadam-mnist
     .venv/bin/python examples/keras_mnist.py --optimizer=runs/q    # any directory train.py wrote
 
 The model (784-128-10, ReLU, Keras' default initialisation) is not one the optimizer was trained
@@ -24,7 +25,8 @@ import l2l  # noqa: E402
 from problems import datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("optimizer", "nnadam-mnist", "A shipped optimizer's name "
+BATCH = 128
+flags.DEFINE_string("optimizer", "celo", "A shipped optimizer's name "
                     f"({', '.join(sorted(l2l.pretrained.SHIPPED))}) or a directory train.py wrote.")
 flags.DEFINE_list("adam_learning_rates", ["1e-3", "1e-2"], "Adam baselines to train beside it.")
 flags.DEFINE_integer("epochs", 5, "Epochs of model.fit.", lower_bound=1)
@@ -39,7 +41,7 @@ def fit(optimizer: keras.optimizers.Optimizer, train, test) -> tuple[list[float]
                             keras.layers.Dense(10)])
   model.compile(optimizer=optimizer, metrics=["accuracy"],
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  history = model.fit(*train, batch_size=128, epochs=FLAGS.epochs, validation_data=test,
+  history = model.fit(*train, batch_size=BATCH, epochs=FLAGS.epochs, validation_data=test,
                       verbose=0)
   return history.history["loss"], history.history["val_accuracy"][-1]
 
@@ -48,7 +50,9 @@ def main(argv):
   del argv
   train, test = [datasets.load_mnist(split, FLAGS.data_dir) for split in ("train", "test")]
   train, test = [(x.reshape(len(x), -1) / 255.0, y) for x, y in (train, test)]
-  optimizers = {FLAGS.optimizer: l2l.KerasLearnedOptimizer.load(FLAGS.optimizer)}
+  num_steps = FLAGS.epochs * -(-len(train[0]) // BATCH)  # The horizon, for Celo's schedule.
+  optimizers = {FLAGS.optimizer: l2l.KerasLearnedOptimizer.load(FLAGS.optimizer,
+                                                                num_steps=num_steps)}
   for rate in FLAGS.adam_learning_rates:
     optimizers[f"Adam {rate}"] = keras.optimizers.Adam(float(rate))
   print(f"{'optimizer':>16}  training loss per epoch{'':>{max(0, 7 * FLAGS.epochs - 23)}}  "

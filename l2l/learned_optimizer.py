@@ -6,8 +6,11 @@ Every coordinate keeps its own recurrent state, created on the first ``apply`` a
 calls in variables; all variables assigned to one net go through one net call per step.
 
 ``KerasLearnedOptimizer`` is the same as a ``keras.optimizers.Optimizer``, for
-``model.compile(optimizer=...)``; there every variable has its own net call, so a net that reads
-statistics of all its rows together (``networks.NNAdam``) sees one variable at a time.
+``model.compile(optimizer=...)``, with the same grouping.
+
+Both load a saved directory or a shipped optimizer by name (``l2l.pretrained``), and pass the
+loss to nets that read it (``TensorNetwork`` s such as Celo): ``apply(..., loss=loss)``; in Keras
+the loss of the train step is picked up on its way through ``scale_loss``.
 """
 
 import json
@@ -45,6 +48,18 @@ def _state_variables(state: networks.State, name: str):
   return tf.nest.map_structure(lambda s: tf.Variable(s, trainable=False, name=name), state)
 
 
+def _group_by_net(variables: Sequence[tf.Variable], net_for: NetFor) -> list[tuple[str, list[int]]]:
+  """``[(net key, indices of its variables)]``: every net is called once per step for its group."""
+  groups: dict[str, list[int]] = {}
+  for i, variable in enumerate(variables):
+    groups.setdefault(net_for(variable), []).append(i)
+  return list(groups.items())
+
+
+def _load(path: str, num_steps: int | None) -> meta.MetaOptimizer:
+  return meta.MetaOptimizer.load(path, num_steps=num_steps)
+
+
 class LearnedOptimizer(snt.Optimizer):
   """Applies trained optimizer nets to ``tf.Variable``s: ``apply(updates, parameters)``."""
 
@@ -68,32 +83,37 @@ class LearnedOptimizer(snt.Optimizer):
     self._initial_states: list[networks.State] = []
 
   @classmethod
-  def load(cls, path: str, net_for: NetFor | None = None) -> "LearnedOptimizer":
-    """The optimizer saved at ``path`` by ``train.py`` (``config.json`` + ``nets.*``)."""
-    source = meta.MetaOptimizer.load(path)
+  def load(cls, path: str, net_for: NetFor | None = None,
+           num_steps: int | None = None) -> "LearnedOptimizer":
+    """The optimizer saved at ``path`` by ``train.py``, or shipped under the name ``path``.
+
+    ``num_steps``: the number of steps the training is planned for, for optimizers that follow
+    a schedule over the training (Celo: past it, the schedule stays at its end); others ignore
+    it.
+    """
+    source = _load(path, num_steps)
     return cls(source.nets, net_for, _source=source)
 
   @snt.once
   def _initialize(self, parameters: Sequence[tf.Variable]):
     self._parameter_ids = [id(p) for p in parameters]
     self._parameter_names = [p.name for p in parameters]
-    keys = {}
-    for i, p in enumerate(parameters):
-      keys.setdefault(self._net_for(p), []).append(i)
+    self.groups = _group_by_net(parameters, self._net_for)
     with tf.init_scope():  # Build the nets and the states eagerly, also when first called traced.
-      for key, indices in keys.items():
+      for key, indices in self.groups:
         initial = networks.build_for(self.nets[key], [parameters[i].shape for i in indices])
-        self.groups.append((key, indices))
         self._initial_states.append(initial)
         self.states.append(_state_variables(initial, f"state_{key}"))
       if self._source is not None:
         self._source.check_restored()
 
-  def apply(self, updates: Sequence[tf.Tensor | None], parameters: Sequence[tf.Variable]) -> None:
+  def apply(self, updates: Sequence[tf.Tensor | None], parameters: Sequence[tf.Variable],
+            loss: tf.Tensor | None = None) -> None:
     """One optimizer step: ``parameter += net(update)`` for every pair (None updates: no change).
 
     The parameters must be the same variables, in the same order, on every call (ValueError
-    otherwise), as the optimizer's state belongs to them.
+    otherwise), as the optimizer's state belongs to them. ``loss``, the loss the updates are the
+    gradient of, is needed by nets that read it (Celo).
     """
     if len(updates) != len(parameters) or not parameters:
       raise ValueError(f"apply got {len(updates)} updates for {len(parameters)} parameters; pass "
@@ -103,8 +123,9 @@ class LearnedOptimizer(snt.Optimizer):
     for (key, indices), state in zip(self.groups, self.states):
       gradients = [tf.zeros(parameters[i].shape) if updates[i] is None else updates[i]
                    for i in indices]
-      steps, next_state = networks.group_updates(
-          self.nets[key], gradients, tf.nest.map_structure(lambda v: v.read_value(), state))
+      steps, next_state = networks.net_updates(
+          self.nets[key], [tf.convert_to_tensor(parameters[i]) for i in indices], gradients, loss,
+          tf.nest.map_structure(lambda v: v.read_value(), state))
       for i, step in zip(indices, steps):
         if updates[i] is not None:
           parameters[i].assign_add(tf.cast(step, parameters[i].dtype))
@@ -155,14 +176,23 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     self._net_for = _net_chooser(self._nets, net_for)
     self._net_for_given = net_for is not None
     self._source = None
+    self._loss = self.add_variable((), name="loss")  # The last train step's, for Celo-like nets.
 
   @classmethod
-  def load(cls, path: str, net_for: NetFor | None = None, **kwargs) -> "KerasLearnedOptimizer":
-    """The optimizer saved at ``path`` by ``train.py``."""
-    source = meta.MetaOptimizer.load(path)
+  def load(cls, path: str, net_for: NetFor | None = None, num_steps: int | None = None,
+           **kwargs) -> "KerasLearnedOptimizer":
+    """The optimizer saved at ``path`` by ``train.py``, or shipped under the name ``path``;
+    ``num_steps`` as in ``LearnedOptimizer.load``."""
+    source = _load(path, num_steps)
     optimizer = cls(source.nets, net_for, **kwargs)
     optimizer._source = source
     return optimizer
+
+  def scale_loss(self, loss):
+    """Keras' train step passes its loss here before the gradients: it is kept for the nets that
+    read it (custom loops call ``scale_loss(loss)`` before ``apply`` for them)."""
+    self._loss.assign(tf.cast(loss, tf.float32))
+    return super().scale_loss(loss)
 
   def get_config(self) -> dict:
     if self._net_for_given and len(self._nets) > 1:
@@ -200,29 +230,39 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     if self.built:
       return
     super().build(var_list)
-    self._net_keys, self._structures, self._states = [], [], []
+    self._groups = _group_by_net(var_list, self._net_for)
+    self._structures, self._states = [], []
     with tf.init_scope():  # Keras may build inside its traced train step; nets are built eagerly.
-      for variable in var_list:
-        key = self._net_for(variable)
-        initial = networks.build_for(self._nets[key], [variable.shape])
-        states = [self.add_variable(s.shape, initializer="zeros",
-                                    name=f"state_{len(self._states)}_{j}")
+      for key, indices in self._groups:
+        initial = networks.build_for(self._nets[key], [var_list[i].shape for i in indices])
+        states = [self.add_variable(s.shape, name=f"state_{len(self._states)}_{j}")
                   for j, s in enumerate(tf.nest.flatten(initial))]
         for v, s in zip(states, tf.nest.flatten(initial)):
           v.assign(s)
-        self._net_keys.append(key)
         self._structures.append(initial)
         self._states.append(states)
       if self._source is not None:
         self._source.check_restored()
 
-  def update_step(self, gradient, variable, learning_rate):
+  def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    """All variables of a net in one net call per step (Keras' default is one call per variable,
+    which would give a net that reads the loss or global statistics one step per variable)."""
     del learning_rate
-    index = self._get_variable_index(variable)
-    net = self._nets[self._net_keys[index]]
-    state = tf.nest.pack_sequence_as(self._structures[index],
-                                     [tf.convert_to_tensor(v) for v in self._states[index]])
-    (step,), next_state = networks.group_updates(net, [gradient], state)
-    self.assign_add(variable, tf.cast(step, variable.dtype))
-    for v, s in zip(self._states[index], tf.nest.flatten(next_state)):
-      self.assign(v, s)
+    # Keras leaves out variables without a gradient: they get a zero gradient and no update.
+    given = {self._get_variable_index(v): (g, v) for g, v in zip(grads, trainable_variables)}
+    variables = self._trainable_variables
+    for (key, indices), structure, states in zip(self._groups, self._structures, self._states):
+      state = tf.nest.pack_sequence_as(structure, [tf.convert_to_tensor(v) for v in states])
+      steps, next_state = networks.net_updates(
+          self._nets[key], [tf.convert_to_tensor(variables[i]) for i in indices],
+          [given[i][0] if i in given else tf.zeros(variables[i].shape) for i in indices],
+          tf.convert_to_tensor(self._loss), state)
+      for i, step in zip(indices, steps):
+        if i in given:
+          self.assign_add(variables[i], tf.cast(step, variables[i].dtype))
+      for v, s in zip(states, tf.nest.flatten(next_state)):
+        self.assign(v, s)
+
+  def update_step(self, gradient, variable, learning_rate):
+    raise NotImplementedError("KerasLearnedOptimizer updates all variables of a net together "
+                              "(_backend_update_step).")

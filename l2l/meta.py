@@ -179,12 +179,14 @@ class _Unroll(tf.Module):
       tape.watch(x)
       fx = self._fx(x)
     grads = tape.gradient(fx, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    loss_input = fx
     if not self._second_derivatives:
       grads = [tf.stop_gradient(g) for g in grads]
+      loss_input = tf.stop_gradient(fx)
     x_next, states_next = list(x), []
     for (key, indices), state in zip(self._subsets, states):
-      net = self._nets[key]
-      updates, state = networks.group_updates(net, [grads[i] for i in indices], state)
+      updates, state = networks.net_updates(self._nets[key], [x[i] for i in indices],
+                                            [grads[i] for i in indices], loss_input, state)
       for i, update in zip(indices, updates):
         x_next[i] = x[i] + tf.cast(update, x[i].dtype)
       states_next.append(state)
@@ -374,15 +376,22 @@ class MetaOptimizer(snt.Module):
           f"in its {checkpoint.CONFIG_FILE} ({self.config}): {str(e).splitlines()[0]}") from e
 
   @classmethod
-  def load(cls, path: str) -> "MetaOptimizer":
+  def load(cls, path: str, num_steps: int | None = None) -> "MetaOptimizer":
     """A MetaOptimizer rebuilt from ``path/config.json`` with the weights of ``path/nets``;
-    ``path`` may also name an optimizer shipped with l2l (``l2l.pretrained.SHIPPED``)."""
+    ``path`` may also name an optimizer shipped with l2l (``l2l.pretrained.SHIPPED``).
+
+    ``num_steps`` replaces the planned number of steps of the nets that have one (Celo).
+    """
     path = pretrained.resolve(path)
     config = checkpoint.read_config(path, "optimizer")
     if not isinstance(config.get("nets"), dict):
       raise checkpoint.LoadError(
           f"{os.path.join(path, checkpoint.CONFIG_FILE)} has no \"nets\" entry: it was not "
           "written by MetaOptimizer.save / train.py.")
+    if num_steps is not None:
+      for spec in config["nets"].values():
+        if "num_steps" in spec.get("net_options", {}):
+          spec["net_options"]["num_steps"] = int(num_steps)
     try:
       optimizer = cls(**config["nets"])
     except (TypeError, ValueError) as e:

@@ -23,8 +23,8 @@ import sonnet as snt
 import tensorflow as tf
 
 from l2l import preprocess
-
-State = Any
+from l2l.nets.base import State, TensorNetwork
+from l2l.nets.celo import Celo
 
 
 class Network(snt.Module):
@@ -55,8 +55,10 @@ def weights(net: "Network") -> list[tf.Variable]:
     return []
 
 
-def build_for(net: "Network", shapes: Sequence[Sequence[int]]) -> State:
+def build_for(net: "Network | TensorNetwork", shapes: Sequence[Sequence[int]]) -> State:
   """Builds ``net`` for variables of ``shapes`` (one net call on zero rows); their initial state."""
+  if isinstance(net, TensorNetwork):
+    return net.initial_state(shapes)
   rows = tf.concat([net.to_rows(tf.zeros(shape)) for shape in shapes], 0)
   initial = net.initial_state(int(rows.shape[0]))
   net(rows, initial)
@@ -71,6 +73,22 @@ def group_updates(net: "Network", gradients: Sequence[tf.Tensor], state: State
   steps, next_state = net(tf.concat(rows, 0) if len(rows) > 1 else rows[0], state)
   parts = tf.split(steps, [r.shape[0] for r in rows], 0) if len(rows) > 1 else [steps]
   return [net.from_rows(part, g.shape) for part, g in zip(parts, gradients)], next_state
+
+
+def net_updates(net: "Network | TensorNetwork", params: Sequence[tf.Tensor],
+                grads: Sequence[tf.Tensor], loss: tf.Tensor | None, state: State
+                ) -> tuple[list[tf.Tensor], State]:
+  """One step of ``net`` for a group of variables: their float32 updates and the next state.
+
+  Row nets see only the gradients (``group_updates``); a ``TensorNetwork`` also the current values
+  and the loss, which it then needs.
+  """
+  if isinstance(net, TensorNetwork):
+    if loss is None:
+      raise ValueError(f"{type(net).__name__} reads the loss: pass it (LearnedOptimizer.apply(..., "
+                       "loss=loss)).")
+    return net.updates(params, grads, loss, state)
+  return group_updates(net, grads, state)
 
 
 def _initializers(initializer: str | dict | None) -> dict:
@@ -353,7 +371,7 @@ class NNAdam(Network):
 
 
 NETS = {cls.__name__: cls for cls in
-        (StandardDeepLSTM, CoordinateWiseDeepLSTM, KernelDeepLSTM, Sgd, Adam, NNAdam)}
+        (StandardDeepLSTM, CoordinateWiseDeepLSTM, KernelDeepLSTM, Sgd, Adam, NNAdam, Celo)}
 
 
 def factory(net: str, net_options: Any = (), net_path: str | None = None) -> Network:

@@ -1,6 +1,6 @@
 """Optimizers shipped inside the package, loadable by name wherever a saved optimizer's path goes.
 
-``LearnedOptimizer.load("nnadam-mnist")``, ``KerasLearnedOptimizer.load(...)``,
+``LearnedOptimizer.load("celo", num_steps=1000)``, ``KerasLearnedOptimizer.load(...)``,
 ``MetaOptimizer.load(...)`` and ``evaluate.py --path`` take a name of ``SHIPPED`` as well as a
 directory written by ``train.py``. Each shipped optimizer is such a directory here.
 """
@@ -10,6 +10,9 @@ import os
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 SHIPPED: dict[str, str] = {
+    "celo": "Celo (Moudgil et al. 2025) with its published weights (MIT licence): a per-parameter "
+            "MLP over Adam / Adafactor / momentum features and an LSTM step-size schedule over "
+            "num_steps; meta-trained by its authors on tiny MLP tasks, for neural networks.",
     "nnadam-mnist": "NN-Adam (Adam whose step size and momentum one LSTM sets from gradient "
                     "statistics), meta-trained on MNIST MLPs 784-20-10 from Adam 0.03 (the README's "
                     "fast-optimizer command); for small neural networks.",

@@ -1,0 +1,27 @@
+"""The interface of nets that update whole tensors and read their values and the loss."""
+
+from typing import Any, Sequence
+
+import sonnet as snt
+import tensorflow as tf
+
+State = Any  # A nested structure of tensors whose shapes depend only on the optimizee's shapes.
+
+
+class TensorNetwork(snt.Module):
+  """A learned optimizer that sees each tensor whole, with its current value, and the loss.
+
+  Unlike the row nets of ``l2l.networks`` (gradient rows in, update rows out), it may use
+  per-tensor statistics (RMS, factored second moments) and state shared by all tensors (a
+  schedule driven by the loss): ``updates(params, grads, loss, state) -> (updates, state)``, one
+  update per tensor, to be added to it.
+  """
+
+  def initial_state(self, shapes: Sequence[Sequence[int]]) -> State:
+    """The state before the first step, for tensors of ``shapes``."""
+    raise NotImplementedError
+
+  def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor], loss: tf.Tensor,
+              state: State) -> tuple[list[tf.Tensor], State]:
+    """One step: the update to add to each tensor, and the next state."""
+    raise NotImplementedError

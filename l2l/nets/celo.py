@@ -1,0 +1,230 @@
+"""Celo (Moudgil et al., "Celo: Training Versatile Learned Optimizers on a Compute Diet", TMLR 2025).
+
+A per-parameter MLP (two hidden layers of 4 units) over 30 channels (14 groups) of Adam-, Adafactor- and
+momentum-style features of each tensor, each channel normalised by its RMS over the tensor. It
+outputs a direction and a log-magnitude; the step is relative to the tensor's RMS and scaled by a
+learning-rate multiplier that one small LSTM (the "scheduler") sets from the fraction of training
+done (``step / num_steps``) and nine features of the loss history, the same for every tensor.
+
+Every number below is the published code's (config "celo"); ``l2l/pretrained/celo`` ships its
+published weights. The maths is float32 throughout.
+
+State (a nested structure of tensors, so it can live in variables or a loop): the step counter, the
+LSTM state, the loss buffer (bias-corrected exponential means of the loss at 10 half-lives
+log-spaced from 10 to ``num_steps`` steps, and their running minima), and per tensor: momentum at
+β = 0.9 / 0.99 / 0.999, the second moment at 0.999, and factored second moments (Adafactor) at
+0.9 / 0.99 / 0.999 — row and column accumulators for tensors of two or more dimensions, one per
+coordinate otherwise.
+"""
+
+from typing import Sequence
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from l2l.nets.base import State, TensorNetwork
+
+MOMENTUM_DECAYS = (0.9, 0.99, 0.999)
+SECOND_MOMENT_DECAY = 0.999
+FACTORED_DECAYS = (0.9, 0.99, 0.999)
+TRAINING_FRACTION_SHIFTS = (0.03, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1)
+NUM_LOSS_TIMESCALES = 10
+LSTM_SIZE = 64
+MLP_SIZE = 4
+NUM_FEATURES = 30  # Per-parameter channels: the 14 groups of ``_tensor_update``.
+GRADIENT_CLIP = 1000.0
+STEP_MULT = 0.001  # Of the step, relative to the tensor's RMS.
+EXP_MULT = 0.001  # Of the magnitude output.
+RUNNING_MIN_START = 999999999999.0
+
+
+def factored_dims(shape: Sequence[int]) -> tuple[int, int] | None:
+  """(d0, d1): the axes of the largest and second-largest dims (a stable sort, so ties put the
+  later axis at d0); None for tensors of fewer than two dims, which are not factored."""
+  if len(shape) < 2:
+    return None
+  order = sorted(range(len(shape)), key=lambda axis: shape[axis])  # Stable.
+  return order[-1], order[-2]
+
+
+def loss_buffer_decays(num_steps: int) -> np.ndarray:
+  """exp(-1 / half-life) for half-lives log-spaced from 10 to ``num_steps`` steps."""
+  half_lives = 10.0 ** np.linspace(1.0, np.log10(num_steps), NUM_LOSS_TIMESCALES)
+  return np.exp(-1.0 / half_lives).astype(np.float32)
+
+
+class Celo(TensorNetwork):
+  """The Celo update rule: ``updates(params, grads, loss, state) -> (updates, state)``."""
+
+  def __init__(self, num_steps: int = 1000, name: str = "celo"):
+    """Args:
+      num_steps: the horizon the training is planned for. It sets the "fraction of training done"
+        features (they saturate past it) and the longest half-life of the loss features.
+      name: module name.
+
+    The weights start random (for meta-training); ``l2l.MetaOptimizer.load("celo")`` and
+    ``LearnedOptimizer.load("celo", num_steps=...)`` give the published ones.
+    """
+    super().__init__(name=name)
+    if int(num_steps) < 1:
+      raise ValueError(f"num_steps must be a positive number of steps, got {num_steps}.")
+    self.num_steps = int(num_steps)
+    self._decays = tf.constant(loss_buffer_decays(self.num_steps))
+    inputs = len(TRAINING_FRACTION_SHIFTS) + NUM_LOSS_TIMESCALES - 1
+
+    def normal(*shape):
+      return tf.Variable(tf.random.truncated_normal(shape, stddev=1.0 / np.sqrt(shape[0])))
+
+    def zeros(*shape):
+      return tf.Variable(tf.zeros(shape))
+
+    self.lstm_initial_h, self.lstm_initial_c = zeros(1, LSTM_SIZE), zeros(1, LSTM_SIZE)
+    self.mix_w, self.mix_b = normal(inputs, LSTM_SIZE), zeros(LSTM_SIZE)
+    self.input_w, self.input_b = normal(inputs, LSTM_SIZE), zeros(LSTM_SIZE)
+    self.lstm_w, self.lstm_b = normal(2 * LSTM_SIZE, 4 * LSTM_SIZE), zeros(4 * LSTM_SIZE)
+    self.rate_w, self.rate_b = zeros(LSTM_SIZE, 1), zeros(1)
+    self.mlp_w0, self.mlp_b0 = normal(NUM_FEATURES, MLP_SIZE), zeros(MLP_SIZE)
+    self.mlp_w1, self.mlp_b1 = normal(MLP_SIZE, MLP_SIZE), zeros(MLP_SIZE)
+    self.mlp_w2, self.mlp_b2 = normal(MLP_SIZE, 3), zeros(3)
+
+  def initial_state(self, shapes: Sequence[Sequence[int]]) -> State:
+    """The state before the first step for tensors of ``shapes``."""
+    tensors = []
+    for shape in shapes:
+      shape = list(shape) or [1]  # A scalar is handled as [1].
+      dims = factored_dims(shape)
+      if dims is None:
+        factored = (tf.zeros(shape + [3]),)
+      else:
+        d0, d1 = dims
+        factored = (tf.zeros([n for i, n in enumerate(shape) if i != d0] + [3]),
+                    tf.zeros([n for i, n in enumerate(shape) if i != d1] + [3]))
+      tensors.append((tf.zeros(shape + [3]), tf.zeros(shape + [1])) + factored)
+    loss_buffer = (tf.zeros([NUM_LOSS_TIMESCALES]),
+                   tf.fill([NUM_LOSS_TIMESCALES], RUNNING_MIN_START), tf.zeros([]))
+    return {"step": tf.zeros([]), "lstm": (self.lstm_initial_h + 0.0, self.lstm_initial_c + 0.0),
+            "loss_buffer": loss_buffer, "tensors": tuple(tensors)}
+
+  def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor], loss: tf.Tensor,
+              state: State) -> tuple[list[tf.Tensor], State]:
+    """One Celo step: the update to add to each tensor (``-Δ``), and the next state."""
+    loss_buffer, lstm_input = self._scheduler_input(loss, state)
+    rate, lstm = self._learning_rate_multiplier(lstm_input[None], state["lstm"])
+    steps, tensors = [], []
+    for p, g, accumulators in zip(params, grads, state["tensors"]):
+      step, accumulators = self._tensor_update(tf.cast(p, tf.float32), tf.cast(g, tf.float32),
+                                               accumulators, rate)
+      steps.append(step)
+      tensors.append(accumulators)
+    return steps, {"step": state["step"] + 1.0, "lstm": lstm, "loss_buffer": loss_buffer,
+                   "tensors": tuple(tensors)}
+
+  def _scheduler_input(self, loss: tf.Tensor, state: State) -> tuple[tuple, tf.Tensor]:
+    """The loss buffer updated with ``loss``, and the scheduler LSTM's 18 inputs: the fraction of
+    training done (before this step) through 9 shifted tanh, then the 9 loss features."""
+    loss_buffer, loss_features = self._loss_features(tf.cast(loss, tf.float32),
+                                                     state["loss_buffer"])
+    fraction = state["step"] / self.num_steps
+    return loss_buffer, tf.concat(
+        [tf.tanh(10.0 * (fraction - tf.constant(TRAINING_FRACTION_SHIFTS))), loss_features], 0)
+
+  def _loss_features(self, loss: tf.Tensor, buffer):
+    """Updates the loss buffer with ``loss``; returns it and the nine loss features."""
+    means, running_min, count = buffer
+    decays = self._decays
+    correction = 1.0 - decays ** (count + 1.0)
+    anchor = tf.where(count == 0.0, loss, tf.reduce_max(means / correction))
+    clipped = tf.minimum(2.0 * tf.abs(anchor), loss)
+    means = decays * means + (1.0 - decays) * clipped
+    running_min = tf.minimum(running_min, means / correction)
+    count += 1.0
+    corrected = means / (1.0 - decays ** count)
+    features = tf.clip_by_value(
+        (corrected[:-1] - running_min[:-1]) / tf.maximum(1e-8, corrected[1:] - running_min[:-1])
+        - 1.0, -1.0, 1.0)
+    features = tf.where(count <= 2.0, tf.zeros_like(features), features)
+    return (means, running_min, count), features
+
+  def _learning_rate_multiplier(self, lstm_input: tf.Tensor, lstm_state):
+    """The scheduler: the global learning-rate multiplier and the next LSTM state."""
+    h, c = lstm_state
+    mixed = tf.nn.relu(lstm_input @ self.mix_w + self.mix_b)
+    z = lstm_input @ self.input_w + self.input_b + mixed
+    gates = tf.concat([z, h], 1) @ self.lstm_w + self.lstm_b
+    i, g, f, o = tf.split(gates, 4, 1)
+    c = tf.sigmoid(f + 1.0) * c + tf.sigmoid(i) * tf.tanh(g)
+    h = tf.sigmoid(o) * tf.tanh(c)
+    rate = 0.1 * tf.exp(h @ self.rate_w + self.rate_b)
+    return tf.reshape(rate, []), (h, c)
+
+  def _tensor_update(self, p: tf.Tensor, g: tf.Tensor, accumulators, rate: tf.Tensor):
+    shape = p.shape
+    if shape.rank == 0:
+      p, g = p[None], g[None]
+    g = tf.clip_by_value(g, -GRADIENT_CLIP, GRADIENT_CLIP)
+    momentum, second_moment, *factored = accumulators
+    betas = tf.constant(MOMENTUM_DECAYS)
+    momentum = betas * momentum + (1.0 - betas) * g[..., None]
+    second_moment = (SECOND_MOMENT_DECAY * second_moment
+                     + (1.0 - SECOND_MOMENT_DECAY) * tf.square(g)[..., None])
+    betas_f = tf.constant(FACTORED_DECAYS)
+    g2 = tf.square(g)[..., None] + 1e-30
+    dims = factored_dims(p.shape)
+    if dims is None:
+      (diagonal,) = factored
+      diagonal = betas_f * diagonal + (1.0 - betas_f) * g2
+      factored = (diagonal,)
+      scaled_g = g[..., None] * tf.math.rsqrt(tf.maximum(diagonal + 1e-9, 1e-9))
+      row_features = col_features = diagonal
+      factored_momentum = momentum * tf.math.rsqrt(diagonal)
+    else:
+      d0, d1 = dims
+      rows, cols = factored
+      rows = betas_f * rows + (1.0 - betas_f) * tf.reduce_mean(g2, d0)
+      cols = betas_f * cols + (1.0 - betas_f) * tf.reduce_mean(g2, d1)
+      factored = (rows, cols)
+      row_axis = d1 - 1 if d1 > d0 else d1  # d1 inside rows, which lack axis d0.
+      row_factor = tf.math.rsqrt(tf.maximum(
+          rows / (tf.reduce_mean(rows, row_axis, keepdims=True) + 1e-9), 1e-9))
+      col_factor = tf.math.rsqrt(tf.maximum(cols, 1e-9))
+      scale = tf.expand_dims(row_factor, d0) * tf.expand_dims(col_factor, d1)
+      scaled_g = g[..., None] * scale
+      full = list(p.shape) + [3]
+      row_features = tf.broadcast_to(tf.expand_dims(rows, d0), full)
+      col_features = tf.broadcast_to(tf.expand_dims(cols, d1), full)
+      factored_momentum = momentum * scale
+    rsqrt_v = tf.math.rsqrt(second_moment + 1e-6)
+    groups = [g[..., None], tf.clip_by_value(g, -0.1, 0.1)[..., None], p[..., None], momentum,
+              second_moment, momentum * rsqrt_v, rsqrt_v, scaled_g, g[..., None] * rsqrt_v,
+              row_features, col_features, tf.math.rsqrt(row_features + 1e-8),
+              tf.math.rsqrt(col_features + 1e-8), factored_momentum]
+    features = tf.concat(groups, -1)
+    axes = list(range(p.shape.rank))
+    features *= tf.math.rsqrt(1e-5 + tf.reduce_mean(tf.square(features), axes, keepdims=True))
+    hidden = tf.nn.relu(tf.tensordot(features, self.mlp_w0, 1) + self.mlp_b0)
+    hidden = tf.nn.relu(tf.tensordot(hidden, self.mlp_w1, 1) + self.mlp_b1)
+    outputs = tf.tensordot(hidden, self.mlp_w2, 1) + self.mlp_b2
+    direction, magnitude = outputs[..., 0], outputs[..., 1]
+    param_scale = tf.sqrt(tf.reduce_mean(tf.square(p)) + 1e-9)
+    step = -direction * param_scale * tf.exp(EXP_MULT * magnitude) * STEP_MULT * rate
+    return tf.reshape(step, shape), (momentum, second_moment) + factored
+
+
+def published_weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The published ``celo_theta.npz`` arrays by the attribute names of ``Celo`` (the two unused
+  layers of the published code are left out)."""
+  mlp = "ff_mod_stack/~/"
+  return {
+      "lstm_initial_h": arrays["lstm_init_state/hidden"],
+      "lstm_initial_c": arrays["lstm_init_state/cell"],
+      "mix_w": arrays["rnn_params/linear_1/w"], "mix_b": arrays["rnn_params/linear_1/b"],
+      "input_w": arrays["rnn_params/linear_2/w"], "input_b": arrays["rnn_params/linear_2/b"],
+      "lstm_w": arrays["rnn_params/rnn/linear/w"], "lstm_b": arrays["rnn_params/rnn/linear/b"],
+      "rate_w": arrays["rnn_params/step_size/w"], "rate_b": arrays["rnn_params/step_size/b"],
+      # The 14 input groups' weights in feature order (the file's order is lexical).
+      "mlp_w0": np.concatenate([arrays[f"{mlp}w0__{i}"][0] for i in range(14)], 0),
+      "mlp_b0": arrays[f"{mlp}b0"][0], "mlp_w1": arrays[f"{mlp}w1"][0],
+      "mlp_b1": arrays[f"{mlp}b1"][0], "mlp_w2": arrays[f"{mlp}w2"][0],
+      "mlp_b2": arrays[f"{mlp}b2"][0],
+  }

@@ -1,0 +1,127 @@
+"""Celo against trajectories recorded with its authors' code and its published weights.
+
+The fixtures (``tests/fixtures/celo``): ``celo_trajectory*.npz`` train a small MLP for 50 steps
+(one with biases starting at exactly 0); ``celo_shapes_fixture.npz`` drives tensors of shapes
+(3,3,4,8), (5,7,7), (6,6), () and (9,1) with random gradients, one gradient entry of 5000 (the
+±1000 clip) and a loss spike. Each records, per step, the gradients and loss fed in and the
+parameters after the step (and, for the trajectories, the scheduler's inputs, the learning-rate
+multiplier and every accumulator).
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import l2l
+from l2l.nets import celo
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "celo")
+TRAJECTORIES = ("celo_trajectory.npz", "celo_trajectory_zero_bias.npz", "celo_shapes_fixture.npz")
+
+
+def _fixture(name: str) -> dict[str, np.ndarray]:
+  with np.load(os.path.join(FIXTURES, name)) as arrays:
+    return dict(arrays)
+
+
+def _published(num_steps: int) -> celo.Celo:
+  return l2l.MetaOptimizer.load("celo", num_steps=num_steps).nets["celo"]
+
+
+def test_shipped_weights_are_the_published_ones():
+  net = _published(1000)
+  for name, value in celo.published_weights(_fixture("celo_theta.npz")).items():
+    np.testing.assert_array_equal(getattr(net, name).numpy(), value, err_msg=name)
+  assert net.num_steps == 1000 and _published(77).num_steps == 77
+
+
+@pytest.mark.parametrize("shape, dims", [((8, 16), (1, 0)), ((16, 4), (0, 1)),
+                                         ((3, 3, 4, 8), (3, 2)), ((5, 7, 7), (2, 1)),
+                                         ((9, 1), (0, 1)), ((7,), None), ((), None)])
+def test_factored_dims_follow_a_stable_sort(shape, dims):
+  assert celo.factored_dims(shape) == dims
+
+
+@pytest.mark.parametrize("name", TRAJECTORIES)
+def test_every_step_of_the_recorded_trajectories(name):
+  """Teacher-forced: each step starts from the recorded parameters, the state is our own."""
+  fixture = _fixture(name)
+  keys = sorted(k[len("init/"):] for k in fixture if k.startswith("init/"))
+  net = _published(int(fixture["num_steps"]))
+  state = net.initial_state([fixture[f"init/{k}"].shape for k in keys])
+  params = [fixture[f"init/{k}"] for k in keys]
+  step_fn = tf.function(net.updates)
+  for t, loss in enumerate(fixture["loss"]):
+    if "lstm_input" in fixture:
+      _, lstm_input = net._scheduler_input(tf.constant(loss), state)
+      np.testing.assert_allclose(lstm_input, fixture["lstm_input"][t], atol=1e-6)
+    grads = [tf.constant(fixture[f"grads/{k}"][t]) for k in keys]
+    updates, state = step_fn([tf.constant(p) for p in params], grads, tf.constant(loss), state)
+    for k, p, update in zip(keys, params, updates):
+      expected = fixture[f"params/{k}"][t]
+      step_size = np.abs(expected - p).max()
+      np.testing.assert_allclose(p + update.numpy(), expected, rtol=0,
+                                 atol=max(1e-6, 1e-4 * step_size), err_msg=f"{k} at step {t}")
+    if "lr_mult" in fixture:
+      h, _ = state["lstm"]
+      rate = 0.1 * np.exp(h.numpy() @ net.rate_w.numpy() + net.rate_b.numpy()).item()
+      np.testing.assert_allclose(rate, fixture["lr_mult"][t][0], rtol=1e-5)
+      np.testing.assert_allclose(state["loss_buffer"][0], fixture["state/loss_buffer/means"][t],
+                                 rtol=1e-5)
+      for k, accumulators in zip(keys, state["tensors"]):
+        mom, rms, *factored = accumulators
+        np.testing.assert_allclose(mom, fixture[f"state/mom/{k}"][t], rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(rms, fixture[f"state/rms/{k}"][t], rtol=1e-4, atol=1e-12)
+        names = ("fac_v_diag",) if len(factored) == 1 else ("fac_v_row", "fac_v_col")
+        for name_, value in zip(names, factored):
+          np.testing.assert_allclose(value, fixture[f"state/{name_}/{k}"][t], rtol=1e-4,
+                                     atol=1e-12)
+    params = [fixture[f"params/{k}"][t] for k in keys]
+
+
+def _mlp_loss(params, x, y):
+  w0, b0, w1, b1 = params
+  logits = tf.nn.relu(x @ w0 + b0) @ w1 + b1
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+
+
+def test_learned_optimizer_loaded_by_name_trains_the_recorded_mlp_as_recorded():
+  """Closed loop: the gradients and losses are our own, 50 steps of apply(..., loss=loss)."""
+  fixture = _fixture("celo_trajectory.npz")
+  keys = ("w0", "b0", "w1", "b1")
+  params = [tf.Variable(fixture[f"init/{k}"]) for k in keys]
+  optimizer = l2l.LearnedOptimizer.load("celo", num_steps=50)
+
+  @tf.function
+  def train_step():
+    with tf.GradientTape() as tape:
+      loss = _mlp_loss(params, fixture["x"], fixture["y"])
+    optimizer.apply(tape.gradient(loss, params), params, loss=loss)
+    return loss
+
+  losses = [float(train_step()) for _ in range(50)]
+  np.testing.assert_allclose(losses, fixture["loss"], rtol=1e-4)
+  np.testing.assert_allclose(float(_mlp_loss(params, fixture["x"], fixture["y"])),
+                             fixture["final_loss"], rtol=1e-4)
+  for k, p in zip(keys, params):
+    np.testing.assert_allclose(p.numpy(), fixture[f"params/{k}"][-1], atol=1e-5, err_msg=k)
+  with pytest.raises(ValueError, match="Celo reads the loss: pass it"):
+    optimizer.apply([tf.zeros_like(p) for p in params], params)
+
+
+def test_keras_optimizer_loaded_by_name_trains_the_recorded_mlp_as_recorded():
+  """model.fit, full batch: Keras' loss reaches Celo through scale_loss, one step for all."""
+  fixture = _fixture("celo_trajectory.npz")
+  model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                            keras.layers.Dense(4)])
+  model.set_weights([fixture[f"init/{k}"] for k in ("w0", "b0", "w1", "b1")])
+  model.compile(optimizer=l2l.KerasLearnedOptimizer.load("celo", num_steps=50),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  history = model.fit(fixture["x"], fixture["y"], batch_size=64, epochs=50, shuffle=False,
+                      verbose=0)
+  np.testing.assert_allclose(history.history["loss"], fixture["loss"], rtol=1e-4)
+  for k, value in zip(("w0", "b0", "w1", "b1"), model.get_weights()):
+    np.testing.assert_allclose(value, fixture[f"params/{k}"][-1], atol=1e-5, err_msg=k)
