@@ -25,6 +25,7 @@ import problems
 from l2l import evaluation
 from l2l import initialisation
 from l2l import meta
+from l2l import pretrained
 from problems import sinusoid
 
 FLAGS = flags.FLAGS
@@ -36,7 +37,9 @@ flags.DEFINE_string("data_dir", None, "MNIST / CIFAR-10 files (default MNIST: Te
 flags.DEFINE_integer("seed", 1, "Seed of the held-out problems (training uses its own).")
 flags.DEFINE_string("output_json", None, "Where to write the results as JSON.")
 # Optimizers on problems.
-flags.DEFINE_enum("optimizer", "L2L", list(evaluation.OPTIMIZERS), "Optimizer to evaluate.")
+flags.DEFINE_enum("optimizer", "L2L", list(evaluation.OPTIMIZERS) + sorted(pretrained.SHIPPED),
+                  "Optimizer to evaluate: L2L (the one at --path), a baseline, or a shipped "
+                  "learned optimizer (its planned horizon is --num_steps).")
 flags.DEFINE_float("learning_rate", 0.001, "Learning rate of a baseline optimizer.",
                    lower_bound=0.0)
 flags.DEFINE_integer("num_epochs", 100, "Held-out problems.", lower_bound=1)
@@ -139,13 +142,18 @@ def evaluate_optimizer() -> None:
     run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(FLAGS.path), config.make_loss,
                                           FLAGS.num_steps, FLAGS.unroll_length,
                                           config.net_assignments, FLAGS.jit_compile)
+  elif FLAGS.optimizer in pretrained.SHIPPED:  # One net for every variable.
+    run = evaluation.learned_epoch_runner(
+        meta.MetaOptimizer.load(FLAGS.optimizer, num_steps=FLAGS.num_steps), config.make_loss,
+        FLAGS.num_steps, FLAGS.unroll_length, None, FLAGS.jit_compile)
   else:
     run = evaluation.baseline_epoch_runner(FLAGS.optimizer, FLAGS.learning_rate,
                                            config.make_loss, FLAGS.num_steps, FLAGS.jit_compile)
   problems.seed_problem(config.make_loss, FLAGS.seed)
   results = evaluation.run_epochs(run, FLAGS.num_epochs)
   results.update(problem=FLAGS.problem, optimizer=FLAGS.optimizer, path=FLAGS.path,
-                 learning_rate=None if FLAGS.optimizer == "L2L" else FLAGS.learning_rate,
+                 learning_rate=(FLAGS.learning_rate if FLAGS.optimizer in evaluation.BASELINES
+                                else None),
                  num_steps=FLAGS.num_steps, seed=FLAGS.seed)
   print(f"{FLAGS.optimizer} on {FLAGS.problem}: log10 mean final loss "
         f"{results['log10_mean_final_loss']:.3f} (mean final loss "
