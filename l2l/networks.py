@@ -83,6 +83,7 @@ def net_updates(net: "Network | TensorNetwork", params: Sequence[tf.Tensor],
   Row nets see only the gradients (``group_updates``); a ``TensorNetwork`` also the current values
   and the loss, which it then needs.
   """
+  grads = [tf.convert_to_tensor(g) for g in grads]  # Embeddings' IndexedSlices become dense.
   if isinstance(net, TensorNetwork):
     if loss is None:
       raise ValueError(f"{type(net).__name__} reads the loss: pass it (LearnedOptimizer.apply(..., "
