@@ -171,13 +171,20 @@ class Celo(TensorNetwork):
     betas_f = tf.constant(FACTORED_DECAYS)
     g2 = tf.square(g)[..., None] + 1e-30
     dims = factored_dims(p.shape)
+    axes = list(range(p.shape.rank))
+    rsqrt_v = tf.math.rsqrt(second_moment + 1e-6)
+    # Groups 0–8 and 13 are per coordinate; 9–12 come from the factored accumulators.
+    per_coordinate = [g[..., None], tf.clip_by_value(g, -0.1, 0.1)[..., None], p[..., None],
+                      momentum, second_moment, momentum * rsqrt_v, rsqrt_v]
     if dims is None:
       (diagonal,) = factored
       diagonal = betas_f * diagonal + (1.0 - betas_f) * g2
       factored = (diagonal,)
       scaled_g = g[..., None] * tf.math.rsqrt(tf.maximum(diagonal + 1e-9, 1e-9))
-      row_features = col_features = diagonal
-      factored_momentum = momentum * tf.math.rsqrt(diagonal)
+      rsqrt_diagonal = tf.math.rsqrt(diagonal + 1e-8)
+      hidden = _first_layer(per_coordinate + [
+          scaled_g, g[..., None] * rsqrt_v, diagonal, diagonal, rsqrt_diagonal, rsqrt_diagonal,
+          momentum * tf.math.rsqrt(diagonal)], axes, self.mlp_w0)
     else:
       d0, d1 = dims
       rows, cols = factored
@@ -189,26 +196,39 @@ class Celo(TensorNetwork):
           rows / (tf.reduce_mean(rows, row_axis, keepdims=True) + 1e-9), 1e-9))
       col_factor = tf.math.rsqrt(tf.maximum(cols, 1e-9))
       scale = tf.expand_dims(row_factor, d0) * tf.expand_dims(col_factor, d1)
-      scaled_g = g[..., None] * scale
-      full = list(p.shape) + [3]
-      row_features = tf.broadcast_to(tf.expand_dims(rows, d0), full)
-      col_features = tf.broadcast_to(tf.expand_dims(cols, d1), full)
-      factored_momentum = momentum * scale
-    rsqrt_v = tf.math.rsqrt(second_moment + 1e-6)
-    groups = [g[..., None], tf.clip_by_value(g, -0.1, 0.1)[..., None], p[..., None], momentum,
-              second_moment, momentum * rsqrt_v, rsqrt_v, scaled_g, g[..., None] * rsqrt_v,
-              row_features, col_features, tf.math.rsqrt(row_features + 1e-8),
-              tf.math.rsqrt(col_features + 1e-8), factored_momentum]
-    features = tf.concat(groups, -1)
-    axes = list(range(p.shape.rank))
-    features *= tf.math.rsqrt(1e-5 + tf.reduce_mean(tf.square(features), axes, keepdims=True))
-    hidden = tf.nn.relu(tf.tensordot(features, self.mlp_w0, 1) + self.mlp_b0)
-    hidden = tf.nn.relu(tf.tensordot(hidden, self.mlp_w1, 1) + self.mlp_b1)
-    outputs = tf.tensordot(hidden, self.mlp_w2, 1) + self.mlp_b2
+      # Groups 9–12 are constant along d0 or d1: their part of the first layer is computed on the
+      # accumulators and broadcast (the same numbers, as each value repeats equally often).
+      w0 = tf.split(self.mlp_w0, [15, 3, 3, 3, 3, 3], 0)
+      row_axes, col_axes = list(range(rows.shape.rank - 1)), list(range(cols.shape.rank - 1))
+      hidden = (_first_layer(per_coordinate + [g[..., None] * scale, g[..., None] * rsqrt_v,
+                                               momentum * scale],
+                             axes, tf.concat([w0[0], w0[5]], 0))
+                + tf.expand_dims(_first_layer([rows, tf.math.rsqrt(rows + 1e-8)], row_axes,
+                                              tf.concat([w0[1], w0[3]], 0)), d0)
+                + tf.expand_dims(_first_layer([cols, tf.math.rsqrt(cols + 1e-8)], col_axes,
+                                              tf.concat([w0[2], w0[4]], 0)), d1))
+    hidden = tf.nn.relu(hidden + self.mlp_b0)
+    hidden = tf.nn.relu(_dense(hidden, self.mlp_w1) + self.mlp_b1)
+    outputs = _dense(hidden, self.mlp_w2) + self.mlp_b2
     direction, magnitude = outputs[..., 0], outputs[..., 1]
     param_scale = tf.sqrt(tf.reduce_mean(tf.square(p)) + 1e-9)
     step = -direction * param_scale * tf.exp(EXP_MULT * magnitude) * STEP_MULT * rate
     return tf.reshape(step, shape), (momentum, second_moment) + factored
+
+
+def _dense(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+  """``x @ w`` over the last axis, written as a broadcast product and a sum: with a few input and
+  output channels and many rows, XLA fuses it with the elementwise work that makes ``x``."""
+  return tf.reduce_sum(x[..., None] * w, -2)
+
+
+def _first_layer(groups: list[tf.Tensor], axes: list[int], w: tf.Tensor) -> tf.Tensor:
+  """``concat(groups) @ w`` with every channel first divided by its RMS over ``axes`` (1e-5
+  inside the root); the division is folded into ``w`` and the groups are never concatenated."""
+  sizes = [int(x.shape[-1]) for x in groups]
+  return tf.add_n([
+      _dense(x, w_x * tf.math.rsqrt(1e-5 + tf.reduce_mean(tf.square(x), axes))[:, None])
+      for x, w_x in zip(groups, tf.split(w, sizes, 0))])
 
 
 def published_weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
