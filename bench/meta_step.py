@@ -8,7 +8,7 @@ step on the net) and ``update()`` (carry the unroll's end over).
 Three references compute the same numbers from the same weights (checked before timing):
 
 - "JAX lax.scan + remat" (when ``jax`` is installed: ``pip install -e ".[bench]"``, as ``make bench``
-  does): the carefully written JAX version the target is set against (≈ 13 ms in DESIGN.md's
+  does): the carefully written JAX version the target is set against (≈ 13 ms in the design notes'
   measurement): feature-major LSTM, ``lax.scan`` over ``jax.checkpoint``-ed steps, the whole
   meta-iteration (unroll, meta-gradient, Adam) in one ``jax.jit``;
 - "hand-fused TF": the usual fast plain-TF form, an LSTM in ``[N, features]`` layout with one matmul

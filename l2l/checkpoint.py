@@ -23,7 +23,7 @@ CONFIG_FILE = "config.json"
 
 
 class LoadError(ValueError):
-  """A saved optimizer, checkpoint or data file that cannot be used as it is (the user can fix it)."""
+  """A saved optimizer, checkpoint or data file that cannot be used as it is (a user can fix)."""
 
 
 def write_json(path: str, value: Any) -> None:

@@ -48,7 +48,7 @@ from l2l import variables as variables_lib
 
 NetConfig = dict[str, dict[str, Any]]
 
-# Named net configurations. See ../shared/reference/l2l_paper.md for where each comes from.
+# Named net configurations; each entry says where it comes from.
 PRESETS: dict[str, NetConfig] = {
     # The original code's MetaOptimizer default (also its MNIST / CIFAR config).
     "original": {"coordinatewise": {
@@ -223,7 +223,7 @@ class _Unroll(tf.Module):
     tf.nest.map_structure(lambda var, value: var.assign(value), self._states,
                           self._initial_states)
 
-  def ops(self) -> MetaLoss:
+  def as_meta_loss(self) -> MetaLoss:
     return MetaLoss(self.loss, self.update, self.reset, self.fx, self.x, self._record.constants,
                     self.fx_history, self)
 
@@ -286,7 +286,7 @@ class MetaOptimizer(snt.Module):
     self.check_restored()
     if model_path is not None:
       self.restore(model_path)
-    return unroll.ops()
+    return unroll.as_meta_loss()
 
   @snt.no_name_scope
   def meta_minimize(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,

@@ -3,9 +3,9 @@
 Each step adapts the variables to every task with ``inner_grad_steps`` steps of an inner optimizer and
 returns the meta cost and the meta gradients for the outer leaves; it never modifies the caller's
 variables, so any optimizer (a ``snt.Optimizer``, or the nested updates of ``l2l.updates``) can apply
-the gradients. All three work eagerly and inside ``tf.function``. The numbers follow
-``reference/ivy_semantics.md``; the one deliberate difference is that ``maml_step`` with
-``batched=False`` returns gradients shaped like the variables.
+the gradients. All three work eagerly and inside ``tf.function``. The numbers are those of ivy
+1.0.0.5's functions of the same names; the one deliberate difference is that ``maml_step`` with
+``batched=False`` returns gradients shaped like the variables (ivy sums them over the first axis).
 
 Batches and variables are nested dicts addressed by key chains (``"layer/w"``). Tasks are either the
 rows of the batch (``batched=False``: task ``i`` sees ``leaf[i:i+1]`` of every batch leaf and starts
@@ -28,7 +28,7 @@ CostFn = Callable[[dict, dict], tf.Tensor]
 KeySelection = Any  # None, a key chain, a list of key chains, or a nested dict of key chains.
 
 @dataclasses.dataclass(frozen=True)
-class _Setup:
+class _MetaStepConfig:
   """Everything about a meta step that is the same for every task."""
   inner_cost_fn: CostFn
   outer_cost_fn: CostFn | None
@@ -83,7 +83,7 @@ def _select_learning_rate(lr: Any, keys: list[str]) -> Any:
   return nest.unflatten({k: flat[k] for k in keys})
 
 
-def _inner_update(setup: _Setup, theta: nest.Flat, grads: nest.Flat,
+def _inner_update(setup: _MetaStepConfig, theta: nest.Flat, grads: nest.Flat,
                   stop_gradients: bool) -> nest.Flat:
   """Applies ``inner_optimization_step`` to the adapted leaves; the others stay as they are."""
   keys = list(grads)
@@ -105,10 +105,14 @@ def _mean_of(terms: list[tf.Tensor]) -> tf.Tensor:
   return tf.add_n(terms) / len(terms) if len(terms) > 1 else terms[0]
 
 
-def _train_task(setup: _Setup, inner_batch: Nested, outer_batch: Nested, theta: nest.Flat,
-                inner_keys: list[str], outer_keys: list[str], branch_a: bool,
-                scale: Any) -> tuple[tf.Tensor, nest.Flat | None, nest.Flat]:
-  """The inner loop on one task (or on the whole batch when batched); §3 of the semantics.
+def _adapt_one_task(setup: _MetaStepConfig, inner_batch: Nested, outer_batch: Nested,
+                    theta: nest.Flat, inner_keys: list[str], outer_keys: list[str],
+                    outer_is_inner: bool, scale: Any
+                    ) -> tuple[tf.Tensor, nest.Flat | None, nest.Flat]:
+  """The inner loop on one task (or on the whole batch when batched).
+
+  ``outer_is_inner``: the outer cost is the inner cost on the same leaves (Reptile's case), so
+  with ``average_across_steps`` each step's inner cost and gradients are its outer ones too.
 
   Returns the cost, the first-order outer gradients (``None`` for second order, where the caller's
   tape differentiates the cost) and the adapted variables.
@@ -129,7 +133,7 @@ def _train_task(setup: _Setup, inner_batch: Nested, outer_batch: Nested, theta: 
                                         inner_keys, setup.structure, scale)
     if setup.average_across_steps:
       step_grads = inner_grads
-      if not branch_a:
+      if not outer_is_inner:
         cost, step_grads = outer(theta)
       costs.append(cost)
       grads.append(step_grads)
@@ -222,10 +226,10 @@ def _reduce_task_axis(flat: nest.Flat, reduce: Callable[..., tf.Tensor]) -> nest
 # The shared driver.
 
 
-def _train_tasks(setup: _Setup, batch: Nested, variables: Nested, *, inner_batch_fn,
-                 outer_batch_fn, batched: bool, inner_v: KeySelection, keep_inner_v: bool,
-                 outer_v: KeySelection, keep_outer_v: bool, return_inner_v: Any,
-                 num_tasks: Any, theta: nest.Flat | None = None):
+def _adapt_all_tasks(setup: _MetaStepConfig, batch: Nested, variables: Nested, *,
+                     inner_batch_fn, outer_batch_fn, batched: bool, inner_v: KeySelection,
+                     keep_inner_v: bool, outer_v: KeySelection, keep_outer_v: bool,
+                     return_inner_v: Any, num_tasks: Any, theta: nest.Flat | None = None):
   """Runs the inner loop on every task; returns ``(cost, grads, inner_vars_or_None)`` (flat dicts).
 
   ``theta`` overrides the variables' values (``maml_step`` passes tensors its tape watches).
@@ -240,11 +244,11 @@ def _train_tasks(setup: _Setup, batch: Nested, variables: Nested, *, inner_batch
     if _is_per_task(inner_v) or _is_per_task(outer_v):
       raise ValueError("Per-task lists of inner_v / outer_v need batched=False.")
     whole = nest.rebuild(batch, batch_flat)
-    branch_a = setup.outer_cost_fn is None and inner_v is None and outer_v is None
-    cost, grads, adapted = _train_task(
+    outer_is_inner = setup.outer_cost_fn is None and inner_v is None and outer_v is None
+    cost, grads, adapted = _adapt_one_task(
         setup, _apply_batch_fn(inner_batch_fn, whole), _apply_batch_fn(outer_batch_fn, whole),
         theta, _select_keys(all_keys, inner_v, keep_inner_v, "inner_v"),
-        _select_keys(all_keys, outer_v, keep_outer_v, "outer_v"), branch_a, tasks)
+        _select_keys(all_keys, outer_v, keep_outer_v, "outer_v"), outer_is_inner, tasks)
     if grads is not None:
       grads = _reduce_task_axis(grads, tf.reduce_mean)
     inner_vars = None
@@ -269,11 +273,11 @@ def _train_tasks(setup: _Setup, batch: Nested, variables: Nested, *, inner_batch
     if outer_keys is not None and task_outer_keys != outer_keys:
       raise ValueError("Per-task outer_v entries must select the same key chains for every task.")
     outer_keys = task_outer_keys
-    branch_a = setup.outer_cost_fn is None and task_inner_v is None and task_outer_v is None
-    cost, task_grads, task_vars = _train_task(
+    outer_is_inner = setup.outer_cost_fn is None and task_inner_v is None and task_outer_v is None
+    cost, task_grads, task_vars = _adapt_one_task(
         setup, _apply_batch_fn(inner_batch_fn, sub_batch),
         _apply_batch_fn(outer_batch_fn, sub_batch), theta,
-        _select_keys(all_keys, task_inner_v, keep_inner_v, "inner_v"), outer_keys, branch_a, 1)
+        _select_keys(all_keys, task_inner_v, keep_inner_v, "inner_v"), outer_keys, outer_is_inner, 1)
     costs.append(cost)
     grads.append(task_grads)
     if return_inner_v == "first" and i > 0:
@@ -307,7 +311,7 @@ def _check_arguments(inner_grad_steps: Any, return_inner_v: Any) -> None:
         f"return_inner_v must be False, True, 'first' or 'all', got {return_inner_v!r}.")
 
 
-def _finish(cost: tf.Tensor, stop_gradients: bool) -> tf.Tensor:
+def _maybe_stop_gradient(cost: tf.Tensor, stop_gradients: bool) -> tf.Tensor:
   return tf.stop_gradient(cost) if stop_gradients else cost
 
 
@@ -315,14 +319,14 @@ def _first_order(batch, inner_cost_fn, outer_cost_fn, variables, inner_grad_step
                  inner_learning_rate, inner_optimization_step, average_across_steps,
                  stop_gradients, **task_kwargs):
   _check_arguments(inner_grad_steps, task_kwargs["return_inner_v"])
-  setup = _Setup(inner_cost_fn, outer_cost_fn, variables, inner_grad_steps, inner_learning_rate,
+  setup = _MetaStepConfig(inner_cost_fn, outer_cost_fn, variables, inner_grad_steps, inner_learning_rate,
                  inner_optimization_step, second_order=False,
                  average_across_steps=average_across_steps, stop_gradients=stop_gradients)
-  cost, grads, inner_vars = _train_tasks(setup, batch, variables, **task_kwargs)
-  return _finish(cost, stop_gradients), grads, inner_vars
+  cost, grads, inner_vars = _adapt_all_tasks(setup, batch, variables, **task_kwargs)
+  return _maybe_stop_gradient(cost, stop_gradients), grads, inner_vars
 
 
-def _returned(cost: tf.Tensor, grads: nest.Flat, inner_vars: nest.Flat | None,
+def _as_step_outputs(cost: tf.Tensor, grads: nest.Flat, inner_vars: nest.Flat | None,
               return_inner_v: Any) -> tuple:
   """``(cost, grads)`` or ``(cost, grads, inner_vars)`` as nested dicts (reptile / fomaml)."""
   if return_inner_v:
@@ -367,7 +371,7 @@ def reptile_step(batch: Nested, cost_fn: CostFn, variables: Nested, inner_grad_s
   lr = nest.broadcast_like(variables, nest.flatten(variables), inner_learning_rate, "variables",
                           "inner_learning_rate")
   grads = {k: g / nest.to_tensor(lr[k], g.dtype) for k, g in grads.items()}
-  return _returned(cost, grads, inner_vars, return_inner_v)
+  return _as_step_outputs(cost, grads, inner_vars, return_inner_v)
 
 
 def fomaml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None,
@@ -405,7 +409,7 @@ def fomaml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | No
       outer_batch_fn=outer_batch_fn, batched=batched, inner_v=inner_v, keep_inner_v=keep_inner_v,
       outer_v=outer_v, keep_outer_v=keep_outer_v, return_inner_v=return_inner_v,
       num_tasks=num_tasks)
-  return _returned(cost, grads, inner_vars, return_inner_v)
+  return _as_step_outputs(cost, grads, inner_vars, return_inner_v)
 
 
 def maml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None,
@@ -430,7 +434,7 @@ def maml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None
     else ``()``.
   """
   _check_arguments(inner_grad_steps, return_inner_v)
-  setup = _Setup(inner_cost_fn, outer_cost_fn, variables, inner_grad_steps, inner_learning_rate,
+  setup = _MetaStepConfig(inner_cost_fn, outer_cost_fn, variables, inner_grad_steps, inner_learning_rate,
                  inner_optimization_step, second_order=True,
                  average_across_steps=average_across_steps, stop_gradients=stop_gradients)
   theta = _as_tensors(variables)
@@ -438,7 +442,7 @@ def maml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None
   outer_keys = _select_keys(list(theta), selection, keep_outer_v, "outer_v")
   with tf.GradientTape(watch_accessed_variables=False) as tape:
     tape.watch([theta[k] for k in outer_keys])
-    cost, _, inner_vars = _train_tasks(
+    cost, _, inner_vars = _adapt_all_tasks(
         setup, batch, variables, inner_batch_fn=inner_batch_fn, outer_batch_fn=outer_batch_fn,
         batched=batched, inner_v=inner_v, keep_inner_v=keep_inner_v, outer_v=outer_v,
         keep_outer_v=keep_outer_v, return_inner_v=return_inner_v, num_tasks=num_tasks,
@@ -452,4 +456,4 @@ def maml_step(batch: Nested, inner_cost_fn: CostFn, outer_cost_fn: CostFn | None
   if return_inner_v:
     rest = nest.unflatten({k: tf.stop_gradient(v) if stop_gradients else v
                            for k, v in inner_vars.items()})
-  return _finish(cost, stop_gradients), nest.unflatten(grads), rest
+  return _maybe_stop_gradient(cost, stop_gradients), nest.unflatten(grads), rest

@@ -38,9 +38,6 @@ class Network(snt.Module):
     """Rows [N, d] -> a tensor of the variable's ``shape``."""
     return tf.reshape(rows, shape)
 
-  def num_rows(self, shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
-
   def initial_state(self, num_rows: int) -> State:
     """The state for ``num_rows`` rows at the start of an optimization."""
     del num_rows
@@ -213,9 +210,6 @@ class StandardDeepLSTM(Network):
   def to_rows(self, x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [1, -1])
 
-  def num_rows(self, shape: Sequence[int]) -> int:
-    return 1
-
   def initial_state(self, num_rows: int) -> State:
     return self.core.initial_state(num_rows) if self.core is not None else ()
 
@@ -240,8 +234,6 @@ class CoordinateWiseDeepLSTM(StandardDeepLSTM):
   def to_rows(self, x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [-1, 1])
 
-  def num_rows(self, shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
 
 
 class KernelDeepLSTM(StandardDeepLSTM):
@@ -263,8 +255,6 @@ class KernelDeepLSTM(StandardDeepLSTM):
     h, w, c_in, c_out = shape
     return tf.transpose(tf.reshape(rows, [c_in, c_out, h, w]), [2, 3, 0, 1])
 
-  def num_rows(self, shape: Sequence[int]) -> int:
-    return int(shape[2] * shape[3])
 
 
 class Sgd(Network):

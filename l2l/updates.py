@@ -7,8 +7,10 @@ structure. Every other argument is either the same structure or a single value b
 leaf; a mismatch raises ``ValueError`` naming the key chains. Norms (LARS, LAMB) are taken per leaf over
 the whole flattened leaf. Outputs keep the float dtype of the structure-setting argument.
 
-The numbers follow ivy 1.0.0.5 (see ``reference/ivy_semantics.md`` §8) with the corrections listed in
-DESIGN.md: standard weight decay for ``lars_update`` and ``lamb_update``, and no float64 promotion.
+The numbers follow ivy 1.0.0.5's functions of the same names with three corrections: with
+``decay_lambda > 0`` ``lars_update`` is standard LARS (trust ‖w‖ / (‖g‖ + λ‖w‖), step along g + λw)
+and ``lamb_update`` standard LAMB (the decay λw joins the Adam step in the update, not only in the
+norm), and no output is promoted to float64.
 """
 
 from typing import Any, Callable

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import l2l
 
-# Printed outputs in ../shared/seeds/003_*.txt carry ~3 significant figures or all float32 digits.
+# The worked examples' printed outputs carry ~3 significant figures or all float32 digits.
 DOC_RTOL = 5e-3
 
 

@@ -1,4 +1,4 @@
-"""Variable interception: record, substitute, re-initialise, and the pitfalls of DESIGN.md."""
+"""Variable interception: record, substitute, re-initialise, and each pitfall of the mechanism."""
 
 import numpy as np
 import pytest
