@@ -56,10 +56,6 @@ def _group_by_net(variables: Sequence[tf.Variable], net_for: NetFor) -> list[tup
   return list(groups.items())
 
 
-def _load(path: str, num_steps: int | None) -> meta.MetaOptimizer:
-  return meta.MetaOptimizer.load(path, num_steps=num_steps)
-
-
 class LearnedOptimizer(snt.Optimizer):
   """Applies trained optimizer nets to ``tf.Variable``s: ``apply(updates, parameters)``."""
 
@@ -91,7 +87,7 @@ class LearnedOptimizer(snt.Optimizer):
     a schedule over the training (Celo: past it, the schedule stays at its end); others ignore
     it.
     """
-    source = _load(path, num_steps)
+    source = meta.MetaOptimizer.load(path, num_steps=num_steps)
     return cls(source.nets, net_for, _source=source)
 
   @snt.once
@@ -183,7 +179,7 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
            **kwargs) -> "KerasLearnedOptimizer":
     """The optimizer saved at ``path`` by ``train.py``, or shipped under the name ``path``;
     ``num_steps`` as in ``LearnedOptimizer.load``."""
-    source = _load(path, num_steps)
+    source = meta.MetaOptimizer.load(path, num_steps=num_steps)
     optimizer = cls(source.nets, net_for, **kwargs)
     optimizer._source = source
     return optimizer
