@@ -112,3 +112,17 @@ def test_shipped_optimizers_load_by_name_and_unknown_names_list_them(tmp_path):
     l2l.MetaOptimizer.load("general-purpose")
   with pytest.raises(FileNotFoundError, match="No saved optimizer at .*expected .*config.json"):
     l2l.MetaOptimizer.load(str(tmp_path))  # A directory, but not a saved optimizer.
+
+
+def test_corrupt_or_mismatched_saved_optimizer_is_explained(tmp_path):
+  optimizer = l2l.MetaOptimizer()
+  optimizer.meta_loss(quadratic.simple(), 2)
+  optimizer.save(str(tmp_path))
+  config = (tmp_path / "config.json").read_text()
+  (tmp_path / "config.json").write_text(config.replace("20,\n", "10,\n", 1))
+  loaded = l2l.MetaOptimizer.load(str(tmp_path))
+  with pytest.raises(ValueError, match="does not match the net configuration in its config.json"):
+    loaded.meta_loss(quadratic.simple(), 2)
+  (tmp_path / "nets.data-00000-of-00001").write_bytes(b"garbage")
+  with pytest.raises(ValueError, match="is corrupt or truncated"):
+    l2l.MetaOptimizer.load(str(tmp_path))

@@ -6,8 +6,6 @@ import sonnet as snt
 import tensorflow as tf
 
 import l2l
-import problems
-from l2l import evaluation, training
 from problems import quadratic
 
 LINEAR = {"cw": {"net": "CoordinateWiseDeepLSTM", "net_options": {"layers": []}}}
@@ -156,17 +154,6 @@ def test_problem_without_trainable_variables_points_to_make_loss():
     l2l.MetaOptimizer().meta_loss(lambda: tf.reduce_sum(net(x)), 5)
 
 
-def test_quadratic_distributions():
-  for distribution, low in (("uniform", 0.0), ("normal", -np.inf)):
-    record = l2l.variables.record_variables(
-        quadratic.quadratic(batch_size=64, num_dims=5, distribution=distribution))
-    w = record.constants[0].numpy()
-    assert w.shape == (64, 5, 5) and w.min() >= low
-    assert (w.min() < 0) == (distribution == "normal")
-  with pytest.raises(ValueError, match="Unknown distribution 'beta'"):
-    quadratic.quadratic(distribution="beta")
-
-
 @pytest.mark.parametrize("net, baseline", [
     ({"net": "Sgd", "net_options": {"learning_rate": 0.05}}, snt.optimizers.SGD(0.05)),
     ({"net": "Adam", "net_options": {"learning_rate": 0.1}}, snt.optimizers.Adam(0.1))])
@@ -189,33 +176,3 @@ def test_hand_designed_nets_inside_the_meta_optimizer_reproduce_their_optimizer(
   np.testing.assert_allclose(np.concatenate([first, ops.fx_history.numpy()[1:]])[:10], losses,
                              rtol=rtol)
   np.testing.assert_allclose(ops.x[0], x, rtol=rtol)
-
-
-def test_smoke_meta_training_on_the_quadratic_beats_tuned_adam():
-  """The short version of bench/quadratic_quality.py: 50 epochs (≈ 10 s) instead of 300."""
-  result = training.meta_train("quadratic", num_epochs=50, learning_rate=0.01,
-                               evaluation_period=25, evaluation_epochs=5, logging_period=25)
-  first, last = (entry["meta_loss"] for entry in result.history)
-  assert last < 0.8 * first
-  learned, adam = _against_adam(result.optimizer, "quadratic", 20, 0.3)
-  assert learned < adam - 0.05
-
-
-def test_smoke_nn_adam_meta_training_on_mnist_beats_the_adam_it_starts_from():
-  """The short version of bench/fast_optimizer.py: 20 epochs (≈ 15 s) instead of 300. NN-Adam
-  starts as Adam 0.03 (tuned for this problem); after meta-training it does better."""
-  result = training.meta_train("mnist", num_epochs=20, learning_rate=0.001, preset="nnadam",
-                               unroll_length=100, second_derivatives=True, clip_norm=10.0,
-                               evaluation_period=10**6, logging_period=10**6)
-  learned, adam = _against_adam(result.optimizer, "mnist", 100, 0.03)
-  assert learned < adam - 0.04
-
-
-def _against_adam(optimizer, problem: str, unroll: int, adam_lr: float) -> tuple[float, float]:
-  """log10 mean final loss of ``optimizer`` and of Adam(adam_lr) on the same 10 test problems."""
-  make_loss = problems.get_config(problem, "test").make_loss
-  learned = evaluation.run_epochs(
-      evaluation.learned_epoch_runner(optimizer, make_loss, 100, unroll), 10, seed=1)
-  adam = evaluation.run_epochs(
-      evaluation.baseline_epoch_runner("Adam", adam_lr, make_loss, 100), 10, seed=1)
-  return learned["log10_mean_final_loss"], adam["log10_mean_final_loss"]

@@ -13,6 +13,7 @@ from l2l import variables as variables_lib
 from problems import cifar10
 from problems import datasets
 from problems import mnist
+from problems import quadratic
 
 
 def _write_idx(path, array: np.ndarray, compress: bool) -> None:
@@ -174,13 +175,12 @@ def test_mnist_generalization_settings_are_registered():
     assert [tuple(v.shape) for v in record.trainable] == shapes
 
 
-def test_short_mnist_meta_training_leaves_the_initial_loss():
-  """20 epochs of the paper preset on the embedded MNIST subset: validation loss falls from log 10."""
-  from l2l import training
-  result = training.meta_train("mnist", 20, num_steps=40, unroll_length=20, learning_rate=0.01,
-                               preset="paper", evaluation_period=20, evaluation_epochs=3,
-                               logging_period=5)
-  initial = np.log10(np.log(10))  # Cross-entropy of the untrained MLP: log(10) = 2.30.
-  finals = [h["log10_final_loss"] for h in result.history]
-  assert finals[0] > initial - 0.05 and finals[-1] < finals[0] - 0.3
-  assert result.best_log10_loss < initial - 0.15
+def test_quadratic_distributions():
+  for distribution, low in (("uniform", 0.0), ("normal", -np.inf)):
+    record = l2l.variables.record_variables(
+        quadratic.quadratic(batch_size=64, num_dims=5, distribution=distribution))
+    w = record.constants[0].numpy()
+    assert w.shape == (64, 5, 5) and w.min() >= low
+    assert (w.min() < 0) == (distribution == "normal")
+  with pytest.raises(ValueError, match="Unknown distribution 'beta'"):
+    quadratic.quadratic(distribution="beta")

@@ -20,7 +20,6 @@ coordinate otherwise.
 from typing import Sequence
 
 import numpy as np
-import sonnet as snt
 import tensorflow as tf
 
 from l2l.nets.base import State, TensorNetwork
