@@ -28,9 +28,6 @@ class Task:
   description: str
   num_steps: int
   make: Callable[[int], Built]
-  # XLA on CPU computes strided convolutions' gradients ≈ 200× slower than TensorFlow's kernels
-  # (0.62 s against 3.2 ms per step for the convnet here): the conv tasks run as plain graphs.
-  jit_compile: bool = True
 
 
 def _mnist(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -210,9 +207,9 @@ TASKS = [
     Task("mlp-swish", "MLP 784-96-96-10, swish, MNIST 28×28, batch 128", 1000,
          _classifier(_mlp([96, 96, 10], tf.nn.silu), 28, 128)),
     Task("convnet", "conv 16-32 3×3 stride 2, ReLU, linear, MNIST 28×28, batch 64", 1000,
-         _classifier(_convnet, 28, 64, flatten=False), jit_compile=False),
+         _classifier(_convnet, 28, 64, flatten=False)),
     Task("convnet-bn", "the convnet with batch norm, MNIST 28×28, batch 64", 1000,
-         _classifier(_BatchNormConvnet, 28, 64, flatten=False), jit_compile=False),
+         _classifier(_BatchNormConvnet, 28, 64, flatten=False)),
     Task("autoencoder", "MLP autoencoder 784-128-32-128-784, ReLU, MNIST, batch 128", 1000,
          _autoencoder),
     Task("char-rnn", "character LSTM 64 language model on bench/data/text.txt, 32×32", 1000,
