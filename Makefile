@@ -44,7 +44,7 @@ train-sinusoid: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
-BENCH_SCRIPTS := $(filter-out bench/common.py bench/__init__.py,$(wildcard bench/*.py))
+BENCH_SCRIPTS := $(filter-out bench/common.py bench/__init__.py bench/heldout_tasks.py,$(wildcard bench/*.py))
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e ".[test,bench]"
