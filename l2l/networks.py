@@ -80,7 +80,8 @@ def net_updates(net: "Network | TensorNetwork", params: Sequence[tf.Tensor],
   Row nets see only the gradients (``group_updates``); a ``TensorNetwork`` also the current values
   and the loss, which it then needs.
   """
-  grads = [tf.convert_to_tensor(g) for g in grads]  # Embeddings' IndexedSlices become dense.
+  # Embeddings' IndexedSlices become dense tensors of the parameter's static shape.
+  grads = [tf.reshape(tf.convert_to_tensor(g), p.shape) for g, p in zip(grads, params)]
   if isinstance(net, TensorNetwork):
     if loss is None:
       raise ValueError(f"{type(net).__name__} reads the loss: pass it (LearnedOptimizer.apply(..., "

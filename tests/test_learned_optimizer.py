@@ -174,3 +174,16 @@ def test_apply_refuses_other_variables_than_its_first_call():
   with pytest.raises(ValueError, match="not the 1 it was first called with"):
     optimizer.apply([tf.ones([2]), tf.ones([2])], [a, b])
   optimizer.apply([tf.ones([2])], [a])  # The first list still works.
+
+
+def test_embedding_gradients_arrive_as_indexed_slices_and_are_applied_densely():
+  embed = snt.Embed(5, 3)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(embed(tf.constant([1, 1, 3])) ** 2)
+  (grad,) = tape.gradient(loss, embed.trainable_variables)
+  assert isinstance(grad, tf.IndexedSlices)
+  before = embed.embeddings.numpy()
+  optimizer = l2l.LearnedOptimizer.load("celo", num_steps=10)
+  tf.function(lambda: optimizer.apply([grad], embed.trainable_variables, loss=loss))()
+  moved = np.abs(embed.embeddings.numpy() - before).max(axis=1) > 0
+  assert moved[[1, 3]].all()  # The looked-up rows move (Celo also moves rows without gradient).
