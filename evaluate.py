@@ -11,9 +11,6 @@ k SGD steps on 10 points of each of ``--num_tasks`` held-out tasks and reports t
 MSE over the 50 points for every k in ``--adapt_steps``.
 """
 
-import json
-import os
-
 import cli
 
 cli.quiet_tensorflow()  # Before anything imports TensorFlow.
@@ -22,6 +19,7 @@ cli.quiet_tensorflow()  # Before anything imports TensorFlow.
 from absl import app, flags
 
 import problems
+from l2l import checkpoint
 from l2l import evaluation
 from l2l import initialisation
 from l2l import meta
@@ -60,9 +58,7 @@ flags.DEFINE_float("adapt_learning_rate", 0.02, "SGD step size for adaptation (s
 
 def _write_json(results: dict) -> None:
   if FLAGS.output_json:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output_json)), exist_ok=True)
-    with open(FLAGS.output_json, "w") as f:
-      json.dump(results, f, indent=2)
+    checkpoint.write_json(FLAGS.output_json, results)
     print(f"wrote {FLAGS.output_json}")
 
 
