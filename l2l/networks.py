@@ -28,20 +28,96 @@ from l2l.nets.celo import Celo
 
 
 class Network(snt.Module):
-  """Base class: coordinatewise rows and no state."""
+  """Base class: coordinatewise rows, no state, no weights.
 
-  def to_rows(self, x: tf.Tensor) -> tf.Tensor:
-    """One variable's values -> rows [N, d]."""
-    return tf.reshape(x, [-1, 1])
+  ``apply(theta, rows, state)`` is the net's maths, pure in its weights ``theta`` (the list
+  ``weight_list()`` returns, in that order); calling the module applies its own weights. Rows and
+  state may carry leading batch axes (several inner problems at once) and so may ``theta`` (one
+  perturbed copy of the weights per problem, for ES / PES): every op broadcasts over them.
+  """
+
+  layout: "RowLayout"
+
+  def __init__(self, name: str | None = None):
+    super().__init__(name=name)
+    self.layout = CoordinateRows()
+
+  def to_rows(self, x: tf.Tensor, batch_dims: int = 0) -> tf.Tensor:
+    """One variable's values (after ``batch_dims`` leading batch axes) -> rows [..., N, d]."""
+    return self.layout.to_rows(x, batch_dims)
 
   def from_rows(self, rows: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
-    """Rows [N, d] -> a tensor of the variable's ``shape``."""
-    return tf.reshape(rows, shape)
+    """Rows [..., N, d] -> a tensor of ``shape`` (the batch axes and the variable's shape)."""
+    return self.layout.from_rows(rows, shape)
 
   def initial_state(self, num_rows: int) -> State:
     """The state for ``num_rows`` rows at the start of an optimization."""
     del num_rows
     return ()
+
+  def build(self, row_width: int) -> None:
+    """Creates the weights for rows of width ``row_width`` (nets with weights override it)."""
+    del row_width
+
+  def weight_list(self) -> list[tf.Variable]:
+    """The weights ``apply`` takes, in its order; empty before ``build``."""
+    return []
+
+  def apply(self, theta: Sequence[tf.Tensor], rows: tf.Tensor, state: State
+            ) -> tuple[tf.Tensor, State]:
+    """(update rows like ``rows``, next state) at weights ``theta``."""
+    raise NotImplementedError
+
+  def __call__(self, rows: tf.Tensor, state: State) -> tuple[tf.Tensor, State]:
+    self.build(int(rows.shape[-1]))
+    return self.apply(self.weight_list(), rows, state)
+
+
+class RowLayout:
+  """How one variable becomes rows of a net, and back."""
+
+  def to_rows(self, x: tf.Tensor, batch_dims: int = 0) -> tf.Tensor:
+    raise NotImplementedError
+
+  def from_rows(self, rows: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
+    return tf.reshape(rows, shape)
+
+
+class CoordinateRows(RowLayout):
+  """One row per coordinate, d = 1."""
+
+  def to_rows(self, x: tf.Tensor, batch_dims: int = 0) -> tf.Tensor:
+    return tf.reshape(x, [*x.shape[:batch_dims], -1, 1])
+
+
+class TensorRows(RowLayout):
+  """The whole variable as one row."""
+
+  def to_rows(self, x: tf.Tensor, batch_dims: int = 0) -> tf.Tensor:
+    return tf.reshape(x, [*x.shape[:batch_dims], 1, -1])
+
+
+class KernelRows(RowLayout):
+  """Conv kernels [h, w, in, out]: one row per (in, out) channel pair holding the h×w window."""
+
+  def __init__(self, kernel_shape: Sequence[int]):
+    self.kernel_shape = [int(k) for k in kernel_shape]
+
+  def to_rows(self, x: tf.Tensor, batch_dims: int = 0) -> tf.Tensor:
+    """[..., h, w, in, out] -> [..., in * out, h * w]."""
+    if list(x.shape[batch_dims:batch_dims + 2]) != self.kernel_shape or (
+        x.shape.rank - batch_dims != 4):
+      raise ValueError(f"KernelDeepLSTM({self.kernel_shape}) got a variable of shape "
+                       f"{x.shape[batch_dims:]}; it takes conv kernels [height, width, in, out].")
+    batch = list(range(batch_dims))
+    moved = tf.transpose(x, batch + [batch_dims + i for i in (2, 3, 0, 1)])
+    return tf.reshape(moved, [*x.shape[:batch_dims], -1, int(np.prod(self.kernel_shape))])
+
+  def from_rows(self, rows: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
+    *batch, h, w, c_in, c_out = shape
+    n = len(batch)
+    windows = tf.reshape(rows, [*batch, c_in, c_out, h, w])
+    return tf.transpose(windows, list(range(n)) + [n + i for i in (2, 3, 0, 1)])
 
 
 def weights(net: "Network") -> list[tf.Variable]:
@@ -62,13 +138,22 @@ def build_for(net: "Network | TensorNetwork", shapes: Sequence[Sequence[int]]) -
   return initial
 
 
-def group_updates(net: "Network", gradients: Sequence[tf.Tensor], state: State
+def group_updates(net: "Network", gradients: Sequence[tf.Tensor], state: State,
+                  theta: Sequence[tf.Tensor] | None = None, batch_dims: int = 0
                   ) -> tuple[list[tf.Tensor], State]:
   """One net call for several variables: their gradient rows concatenated, the update rows split
-  back; returns float32 updates shaped like the gradients, and the next state."""
-  rows = [net.to_rows(tf.cast(g, tf.float32)) for g in gradients]
-  steps, next_state = net(tf.concat(rows, 0) if len(rows) > 1 else rows[0], state)
-  parts = tf.split(steps, [r.shape[0] for r in rows], 0) if len(rows) > 1 else [steps]
+  back; returns float32 updates shaped like the gradients, and the next state.
+
+  ``theta``: the net's weights to apply (default: its own); ``batch_dims``: leading axes of the
+  gradients (and state) that index separate inner problems.
+  """
+  rows = [net.to_rows(tf.cast(g, tf.float32), batch_dims) for g in gradients]
+  all_rows = tf.concat(rows, -2) if len(rows) > 1 else rows[0]
+  if theta is None:
+    steps, next_state = net(all_rows, state)
+  else:
+    steps, next_state = net.apply(theta, all_rows, state)
+  parts = tf.split(steps, [r.shape[-2] for r in rows], -2) if len(rows) > 1 else [steps]
   return [net.from_rows(part, g.shape) for part, g in zip(parts, gradients)], next_state
 
 
@@ -126,6 +211,29 @@ def _output_layer(initializers: dict, output_size: int, input_size: int
           tf.Variable(b_init([output_size, 1], tf.float32), name="b"))
 
 
+def _feature_major(rows: tf.Tensor) -> tf.Tensor:
+  """[..., N, d] <-> [..., d, N]."""
+  return tf.linalg.matrix_transpose(rows)
+
+
+def lstm_stack_apply(theta: Sequence[tf.Tensor], hidden_sizes: Sequence[int], inputs: tf.Tensor,
+                     prev_state) -> tuple[tf.Tensor, tuple]:
+  """The maths of ``LSTMStack`` at weights ``theta = [w_0, b_0, w_1, b_1, ...]``.
+
+  inputs ``[..., input_size, N]``; returns (top hidden state ``[..., hidden, N]``, next state).
+  """
+  next_state, x = [], inputs
+  for i, ((h, c), hidden) in enumerate(zip(prev_state, hidden_sizes)):
+    w, b = theta[2 * i], theta[2 * i + 1]
+    gates = tf.matmul(w, tf.concat([x, h], -2)) + b
+    sigmoid_gates, cell_gate = tf.split(gates, [3 * hidden, hidden], -2)
+    input_gate, forget_gate, output_gate = tf.split(tf.sigmoid(sigmoid_gates), 3, -2)
+    c = forget_gate * c + input_gate * tf.tanh(cell_gate)
+    x = output_gate * tf.tanh(c)
+    next_state.append((x, c))
+  return x, tuple(next_state)
+
+
 class LSTMStack(snt.Module):
   """Stacked LSTMs for N independent rows at once, in feature-major layout.
 
@@ -145,13 +253,13 @@ class LSTMStack(snt.Module):
       name: module name.
     """
     super().__init__(name=name)
-    self._hidden_sizes = [int(h) for h in hidden_sizes]
+    self.hidden_sizes = [int(h) for h in hidden_sizes]
     self._forget_bias = forget_bias
 
   @snt.once
-  def _initialize(self, input_size: int):
+  def build(self, input_size: int):
     self.w, self.b = [], []
-    for i, hidden in enumerate(self._hidden_sizes):
+    for i, hidden in enumerate(self.hidden_sizes):
       w_x = _truncated_normal(input_size)([4 * hidden, input_size], tf.float32)
       w_h = _truncated_normal(hidden)([4 * hidden, hidden], tf.float32)
       self.w.append(tf.Variable(tf.concat([w_x, w_h], 1), name=f"w_{i}"))
@@ -159,35 +267,30 @@ class LSTMStack(snt.Module):
       self.b.append(tf.Variable(tf.constant(bias, tf.float32), name=f"b_{i}"))
       input_size = hidden
 
+  def weight_list(self) -> list[tf.Variable]:
+    return [v for pair in zip(self.w, self.b) for v in pair]
+
   def initial_state(self, num_rows: int) -> tuple[tuple[tf.Tensor, tf.Tensor], ...]:
     """Zero (hidden, cell) states, each ``[hidden, num_rows]``, one pair per layer."""
-    return tuple((tf.zeros([h, num_rows]), tf.zeros([h, num_rows])) for h in self._hidden_sizes)
+    return tuple((tf.zeros([h, num_rows]), tf.zeros([h, num_rows])) for h in self.hidden_sizes)
 
   def __call__(self, inputs: tf.Tensor, prev_state) -> tuple[tf.Tensor, tuple]:
     """inputs: ``[input_size, N]``; returns (top hidden state ``[hidden, N]``, next state)."""
-    self._initialize(int(inputs.shape[0]))
-    next_state, x = [], inputs
-    for w, b, (h, c), hidden in zip(self.w, self.b, prev_state, self._hidden_sizes):
-      gates = tf.matmul(w, tf.concat([x, h], 0)) + b
-      sigmoid_gates, cell_gate = tf.split(gates, [3 * hidden, hidden], 0)
-      input_gate, forget_gate, output_gate = tf.split(tf.sigmoid(sigmoid_gates), 3, 0)
-      c = forget_gate * c + input_gate * tf.tanh(cell_gate)
-      x = output_gate * tf.tanh(c)
-      next_state.append((x, c))
-    return x, tuple(next_state)
+    self.build(int(inputs.shape[-2]))
+    return lstm_stack_apply(self.weight_list(), self.hidden_sizes, inputs, prev_state)
 
 
-class StandardDeepLSTM(Network):
-  """Preprocessing, a stack of LSTMs and a linear output layer scaled by ``scale``.
+class DeepLSTM(Network):
+  """Preprocessing, a stack of LSTMs and a linear output layer scaled by ``scale``, over the rows
+  of a ``RowLayout``: the recurrent core and the row layout are composed, so the three public
+  forms below differ only in their layout."""
 
-  The whole variable is one row; see the subclasses for the coordinatewise and kernel forms.
-  """
-
-  def __init__(self, output_size: int, layers: Sequence[int] = (20, 20),
+  def __init__(self, layout: RowLayout, output_size: int, layers: Sequence[int] = (20, 20),
                preprocess_name: str = "identity", preprocess_options: dict | None = None,
                scale: float = 1.0, initializer: str | dict | None = None,
                name: str = "deep_lstm"):
     """Args:
+      layout: how variables become rows.
       output_size: width d of an update row.
       layers: hidden sizes of the stacked LSTMs; () for a linear net without state.
       preprocess_name: "identity", "LogAndSign" or "Clamp" (a module of ``l2l.preprocess``).
@@ -198,6 +301,7 @@ class StandardDeepLSTM(Network):
       name: module name.
     """
     super().__init__(name=name)
+    self.layout = layout
     self._output_size = output_size
     self._scale = scale
     self._preprocess = _preprocessor(preprocess_name, preprocess_options)
@@ -205,57 +309,53 @@ class StandardDeepLSTM(Network):
     self._initializers = _initializers(initializer)
 
   @snt.once
-  def _initialize(self, input_size: int):
-    self.w, self.b = _output_layer(self._initializers, self._output_size, input_size)
+  def build(self, row_width: int):
+    features = int(self._preprocess(tf.zeros([1, row_width])).shape[-1])
+    if self.core is not None:
+      self.core.build(features)
+      features = self.core.hidden_sizes[-1]
+    self.w, self.b = _output_layer(self._initializers, self._output_size, features)
 
-  def to_rows(self, x: tf.Tensor) -> tf.Tensor:
-    return tf.reshape(x, [1, -1])
+  def weight_list(self) -> list[tf.Variable]:
+    core = self.core.weight_list() if self.core is not None else []
+    return core + [self.w, self.b]
 
   def initial_state(self, num_rows: int) -> State:
     return self.core.initial_state(num_rows) if self.core is not None else ()
 
-  def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
-    """inputs: gradient rows [N, d]; returns (update rows [N, output_size], next state)."""
-    features = tf.transpose(self._preprocess(inputs))
-    next_state = prev_state
+  def apply(self, theta: Sequence[tf.Tensor], rows: tf.Tensor, state: State
+            ) -> tuple[tf.Tensor, State]:
+    """rows: gradient rows [..., N, d]; returns (update rows [..., N, output_size], next state)."""
+    features = _feature_major(self._preprocess(rows))
+    *core_theta, w, b = theta
     if self.core is not None:
-      features, next_state = self.core(features, prev_state)
-    self._initialize(int(features.shape[0]))
-    outputs = tf.matmul(self.w, features) + self.b
-    return tf.transpose(outputs) * self._scale, next_state
+      features, state = lstm_stack_apply(core_theta, self.core.hidden_sizes, features, state)
+    outputs = tf.matmul(w, features) + b
+    return _feature_major(outputs) * self._scale, state
 
 
-class CoordinateWiseDeepLSTM(StandardDeepLSTM):
+class StandardDeepLSTM(DeepLSTM):
+  """A DeepLSTM that sees each variable whole, as one row."""
+
+  def __init__(self, output_size: int, name: str = "deep_lstm", **kwargs):
+    """Args: output_size: the variables' size; others as ``DeepLSTM``."""
+    super().__init__(TensorRows(), output_size, name=name, **kwargs)
+
+
+class CoordinateWiseDeepLSTM(DeepLSTM):
   """The paper's optimizer: one small LSTM shared by every coordinate, state per coordinate."""
 
   def __init__(self, name: str = "cw_deep_lstm", **kwargs):
-    """Args: as ``StandardDeepLSTM`` without ``output_size`` (it is 1)."""
-    super().__init__(output_size=1, name=name, **kwargs)
-
-  def to_rows(self, x: tf.Tensor) -> tf.Tensor:
-    return tf.reshape(x, [-1, 1])
+    """Args: as ``DeepLSTM`` without ``layout`` and ``output_size``."""
+    super().__init__(CoordinateRows(), 1, name=name, **kwargs)
 
 
-
-class KernelDeepLSTM(StandardDeepLSTM):
+class KernelDeepLSTM(DeepLSTM):
   """An LSTM over conv kernels: one row per (input, output) channel pair holding the k×k window."""
 
   def __init__(self, kernel_shape: Sequence[int], name: str = "kernel_deep_lstm", **kwargs):
-    """Args: kernel_shape: [height, width] of the kernels. Others as ``StandardDeepLSTM``."""
-    self._kernel_shape = list(kernel_shape)
-    super().__init__(output_size=int(np.prod(kernel_shape)), name=name, **kwargs)
-
-  def to_rows(self, x: tf.Tensor) -> tf.Tensor:
-    """[h, w, in, out] -> [in * out, h * w]."""
-    if list(x.shape[:2]) != self._kernel_shape or x.shape.rank != 4:
-      raise ValueError(f"KernelDeepLSTM({self._kernel_shape}) got a variable of shape {x.shape}; "
-                       "it takes conv kernels [height, width, in, out].")
-    return tf.reshape(tf.transpose(x, [2, 3, 0, 1]), [-1, int(np.prod(self._kernel_shape))])
-
-  def from_rows(self, rows: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
-    h, w, c_in, c_out = shape
-    return tf.transpose(tf.reshape(rows, [c_in, c_out, h, w]), [2, 3, 0, 1])
-
+    """Args: kernel_shape: [height, width] of the kernels. Others as ``DeepLSTM``."""
+    super().__init__(KernelRows(kernel_shape), int(np.prod(kernel_shape)), name=name, **kwargs)
 
 
 class Sgd(Network):
@@ -265,8 +365,9 @@ class Sgd(Network):
     super().__init__(name=name)
     self._learning_rate = learning_rate
 
-  def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
-    return -self._learning_rate * inputs, prev_state
+  def apply(self, theta, rows, state):
+    del theta
+    return -self._learning_rate * rows, state
 
 
 class Adam(Network):
@@ -281,11 +382,12 @@ class Adam(Network):
   def initial_state(self, num_rows: int) -> State:
     return tuple(tf.zeros([num_rows, 1]) for _ in range(3))
 
-  def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
-    m, v, t = prev_state
+  def apply(self, theta, rows, state):
+    del theta
+    m, v, t = state
     t = t + 1
-    m = self._beta1 * m + (1 - self._beta1) * inputs
-    v = self._beta2 * v + (1 - self._beta2) * tf.square(inputs)
+    m = self._beta1 * m + (1 - self._beta1) * rows
+    v = self._beta2 * v + (1 - self._beta2) * tf.square(rows)
     m_hat = m / (1 - tf.pow(self._beta1, t))
     v_hat = v / (1 - tf.pow(self._beta2, t))
     return -self._learning_rate * m_hat / (tf.sqrt(v_hat) + self._epsilon), (m, v, t)
@@ -328,38 +430,49 @@ class NNAdam(Network):
     self._initializers = _initializers(initializer)
 
   @snt.once
-  def _initialize(self, input_size: int):
-    self.w, self.b = _output_layer(self._initializers, 2, input_size)
+  def build(self, row_width: int):
+    del row_width
+    self.core.build(3)
+    self.w, self.b = _output_layer(self._initializers, 2, self.core.hidden_sizes[-1])
+
+  def weight_list(self) -> list[tf.Variable]:
+    return self.core.weight_list() + [self.w, self.b]
 
   def initial_state(self, num_rows: int) -> State:
     """(m [N, 1], v [N, 1], products of the momentum factors used [1, 2], LSTM state on one row)."""
     return (tf.zeros([num_rows, 1]), tf.zeros([num_rows, 1]), tf.ones([1, 2]),
             self.core.initial_state(1))
 
-  def __call__(self, inputs: tf.Tensor, prev_state: State) -> tuple[tf.Tensor, State]:
-    """inputs: gradient rows [N, 1]; returns (update rows [N, 1], next state)."""
-    m, v, powers, core_state = prev_state
+  def apply(self, theta: Sequence[tf.Tensor], rows: tf.Tensor, state: State
+            ) -> tuple[tf.Tensor, State]:
+    """rows: gradient rows [..., N, 1]; returns (update rows [..., N, 1], next state)."""
+    m, v, powers, core_state = state
+    *core_theta, w, b = theta
     tiny = 1e-30
-    v = self._beta2 * v + (1 - self._beta2) * tf.square(inputs)
-    power2 = powers[:, 1:] * self._beta2
-    sum_gg, sum_gm = tf.reduce_sum(tf.square(inputs)), tf.reduce_sum(inputs * m)
-    sum_mm, sum_v = tf.reduce_sum(tf.square(m)), tf.reduce_sum(v) / (1 - power2[0, 0])
-    features = tf.stack([
+
+    def total(x):
+      return tf.reduce_sum(x, [-2, -1], keepdims=True)
+
+    v = self._beta2 * v + (1 - self._beta2) * tf.square(rows)
+    power1, power2 = powers[..., :1], powers[..., 1:] * self._beta2
+    sum_gg, sum_gm = total(tf.square(rows)), total(rows * m)
+    sum_mm, sum_v = total(tf.square(m)), total(v) / (1 - power2)
+    features = tf.concat([
         sum_gm / tf.sqrt(sum_gg * sum_mm + tiny),
         tf.math.log((sum_gg + tiny) / (sum_v + tiny)),
         # Bias-corrected momentum energy: sum_mm / (1 - power1)^2.
-        tf.math.log((sum_mm + tiny) / (tf.square(1 - powers[0, 0]) * sum_v + tiny))])[:, None]
-    hidden, core_state = self.core(features, core_state)
-    self._initialize(int(hidden.shape[0]))
-    log_rate, beta1_offset = tf.unstack(tf.matmul(self.w, hidden) + self.b)
-    beta1 = tf.sigmoid(self._beta1_logit + beta1_offset)  # [1]
-    m = beta1 * m + (1 - beta1) * inputs
-    power1 = powers[:, :1] * beta1
+        tf.math.log((sum_mm + tiny) / (tf.square(1 - power1) * sum_v + tiny))], -2)
+    hidden, core_state = lstm_stack_apply(core_theta, self.core.hidden_sizes, features,
+                                          core_state)
+    log_rate, beta1_offset = tf.split(tf.matmul(w, hidden) + b, 2, -2)
+    beta1 = tf.sigmoid(self._beta1_logit + beta1_offset)
+    m = beta1 * m + (1 - beta1) * rows
+    power1 = power1 * beta1
     step_size = self._learning_rate * tf.exp(log_rate) / (1 - power1)
     # max: where squared gradients underflow to 0, sqrt's derivative would be inf (NaN with
     # second derivatives).
     update = -step_size * m / (tf.sqrt(tf.maximum(v / (1 - power2), tiny)) + self._epsilon)
-    return update, (m, v, tf.concat([power1, power2], 1), core_state)
+    return update, (m, v, tf.concat([power1, power2], -1), core_state)
 
 
 NETS = {cls.__name__: cls for cls in
