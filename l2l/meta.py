@@ -44,6 +44,7 @@ import tensorflow as tf
 from l2l import checkpoint
 from l2l import networks
 from l2l import pretrained
+from l2l import routing
 from l2l import variables as variables_lib
 
 NetConfig = dict[str, dict[str, Any]]
@@ -103,37 +104,6 @@ class MetaStep:
     return iter((self.step, self.update, self.reset, self.fx, self.x))
 
 
-def _assign_nets(names: list[str], net_keys: Sequence[str],
-                 net_assignments: Sequence[tuple[str, Sequence[str]]] | None
-                 ) -> list[tuple[str, list[int]]]:
-  """``[(net_key, [variable indices])]`` from the original's ``[(net_key, [names])]`` format."""
-  if net_assignments is None:
-    if len(net_keys) != 1:
-      raise ValueError(f"The optimizer has {len(net_keys)} nets {list(net_keys)}; pass "
-                       "net_assignments=[(net_key, [variable names]), ...] to say which net "
-                       "optimizes which variables.")
-    return [(net_keys[0], list(range(len(names))))]
-  index = {name: i for i, name in enumerate(names)}
-  subsets, seen = [], {}
-  for key, var_names in net_assignments:
-    if key not in net_keys:
-      raise ValueError(f"net_assignments names net {key!r}; the nets are {list(net_keys)}.")
-    indices = []
-    for name in var_names:
-      if name not in index:
-        raise ValueError(f"net_assignments names variable {name!r}; the problem's trainable "
-                         f"variables are {names}.")
-      if name in seen:
-        raise ValueError(f"Variable {name!r} is assigned to both {seen[name]!r} and {key!r}.")
-      seen[name] = key
-      indices.append(index[name])
-    subsets.append((key, indices))
-  missing = [n for n in names if n not in seen]
-  if missing:
-    raise ValueError(f"Variables {missing} are not assigned to any net in net_assignments.")
-  return subsets
-
-
 class _Unroll(tf.Module):
   """One problem under one MetaOptimizer: its recorded variables and the carried unroll state."""
 
@@ -153,7 +123,7 @@ class _Unroll(tf.Module):
                        + variables_lib.OUTSIDE_HINT)
     names = (self._record.trainable_names() if net_assignments is not None
              else [v.name for v in trainable])
-    self._subsets = _assign_nets(names, list(nets), net_assignments)
+    self._subsets = routing.assign_nets(names, list(nets), net_assignments)
     self.x = [tf.Variable(v, trainable=False, name="x") for v in trainable]
     self._x_next = [tf.Variable(v, trainable=False, name="x_next") for v in trainable]
     self.fx = tf.Variable(0.0, trainable=False, name="fx")

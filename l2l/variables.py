@@ -103,16 +103,24 @@ def record_variables(make_loss: MakeLoss) -> VariableRecord:
 
 
 def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
-                               tensors: Sequence[Any]) -> tf.Tensor:
+                               tensors: Sequence[Any],
+                               constants: Sequence[Any] | None = None) -> tf.Tensor:
   """``make_loss()`` with its trainable variables replaced, in creation order, by ``tensors``.
 
   ``tensors`` may hold tensors or ``tf.Variable``s (a tape then watches them as usual).
+  ``constants``, when given, replace the non-trainable variables the same way (a problem that
+  writes to them, such as batch norm's statistics, cannot take tensors: see
+  ``constants_substitutable``).
   """
   tensors = list(tensors)
   supplied = sum(record.trainable_mask)
   if len(tensors) != supplied:
     raise ValueError(f"Got {len(tensors)} tensors for a problem with {supplied} trainable variables.")
-  counter = {"created": 0, "used": 0}
+  constants = None if constants is None else list(constants)
+  if constants is not None and len(constants) != len(record.constants):
+    raise ValueError(f"Got {len(constants)} constants for a problem with "
+                     f"{len(record.constants)} non-trainable variables.")
+  counter = {"created": 0, "used": 0, "constants": 0}
 
   def creator(next_creator, **kwargs):
     del next_creator
@@ -125,7 +133,10 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
       raise ValueError(
           f"Variable #{index} ({kwargs.get('name')!r}) changed trainability since it was recorded.")
     if not record.trainable_mask[index]:
-      return recorded
+      if constants is None:
+        return recorded
+      counter["constants"] += 1
+      return tf.convert_to_tensor(constants[counter["constants"] - 1], recorded.dtype)
     value = tensors[counter["used"]]
     counter["used"] += 1
     if value.dtype.base_dtype != recorded.dtype.base_dtype:
@@ -152,6 +163,26 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
   return loss
 
 
+def fresh_values(make_loss: MakeLoss, record: VariableRecord) -> list[tf.Tensor]:
+  """Re-runs ``make_loss`` and returns every recorded variable's fresh initial value, in creation
+  order (a new random problem, drawn by the problem's own initialisers)."""
+  values = []
+
+  def creator(next_creator, **kwargs):
+    del next_creator
+    index = len(values)
+    if index >= len(record.variables):
+      raise ValueError(_count_mismatch(index + 1, len(record.variables)))
+    values.append(_initial_value(kwargs))
+    return record.variables[index]
+
+  with tf.variable_creator_scope(creator):
+    make_loss()
+  if len(values) != len(record.variables):
+    raise ValueError(_count_mismatch(len(values), len(record.variables)))
+  return values
+
+
 def reinitialize(make_loss: MakeLoss, record: VariableRecord,
                  trainable_targets: Sequence[tf.Variable] | None = None) -> None:
   """Re-runs ``make_loss`` and assigns every recorded variable its fresh initial value.
@@ -163,18 +194,20 @@ def reinitialize(make_loss: MakeLoss, record: VariableRecord,
   if trainable_targets is not None:
     trainable_targets = iter(trainable_targets)
     targets = [next(trainable_targets) if t else v for v, t in zip(targets, record.trainable_mask)]
-  counter = [0]
+  for target, value in zip(targets, fresh_values(make_loss, record)):
+    target.assign(value)
 
-  def creator(next_creator, **kwargs):
-    del next_creator
-    index = counter[0]
-    counter[0] += 1
-    if index >= len(targets):
-      raise ValueError(_count_mismatch(index + 1, len(targets)))
-    targets[index].assign(_initial_value(kwargs))
-    return record.variables[index]
 
-  with tf.variable_creator_scope(creator):
-    make_loss()
-  if counter[0] != len(targets):
-    raise ValueError(_count_mismatch(counter[0], len(targets)))
+def constants_substitutable(make_loss: MakeLoss, record: VariableRecord) -> bool:
+  """Whether ``make_loss`` only reads its non-trainable variables, so that tensors can replace
+  them (it fails to trace with tensors where it assigns to them, as batch norm does)."""
+  if not record.constants:
+    return False
+  trace = tf.function(lambda: loss_with_custom_variables(
+      make_loss, record, [v.read_value() for v in record.trainable],
+      [v.read_value() for v in record.constants]))
+  try:
+    trace.get_concrete_function()
+  except (AttributeError, TypeError, ValueError):
+    return False
+  return True

@@ -1,9 +1,17 @@
-"""Gradient estimators for meta-training that need only forward unrolls: antithetic ES over a
-truncation or a whole unroll (``es``) and persistent ES (``pes``)."""
+"""Meta-gradient estimators: ``estimate(theta, state, seed) -> (meta_loss, grads, state)``.
+
+Truncated BPTT (``tbptt``) differentiates through one truncation; antithetic ES over a truncation
+or a whole unroll (``es``) and persistent ES (``pes``) need only forward unrolls. Each wraps an
+``unroll(thetas, unroll_state) -> (losses, unroll_state, reset)``; ``num_copies`` says how many
+problems per task it runs (1 for TBPTT, 2 for the antithetic pairs).
+"""
 
 from l2l.estimators.es import EstimatorState, Unroll, antithetic_noise, es_gradient, perturb
 from l2l.estimators.es import TruncatedES
 from l2l.estimators.pes import PES
+from l2l.estimators.tbptt import TruncatedBPTT
 
-__all__ = ["EstimatorState", "PES", "TruncatedES", "Unroll", "antithetic_noise", "es_gradient",
-           "perturb"]
+ESTIMATORS = ("tbptt", "es", "pes")
+
+__all__ = ["ESTIMATORS", "EstimatorState", "PES", "TruncatedBPTT", "TruncatedES", "Unroll",
+           "antithetic_noise", "es_gradient", "perturb"]

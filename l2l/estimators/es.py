@@ -23,6 +23,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import tensorflow as tf
 
+from l2l import tasks
+
 Theta = list[tf.Tensor]
 Unroll = Callable[[Theta, Any], tuple[tf.Tensor, Any, tf.Tensor]]
 
@@ -32,15 +34,15 @@ class EstimatorState(NamedTuple):
   of each pair's perturbations since its task was reset, shaped like theta with a leading P.
   A named tuple, so that it passes through ``tf.function`` and ``tf.nest``."""
   unroll_state: Any
-  accumulated: Theta | None = None
+  accumulated: Theta | tuple = ()
 
 
 def antithetic_noise(theta: Sequence[tf.Tensor], num_pairs: int, sigma: float,
-                     seed: tf.Tensor) -> Theta:
-  """``eps`` for ``num_pairs`` pairs: one ``[P, *leaf.shape]`` tensor per leaf, N(0, σ²)."""
-  seed = tf.cast(seed, tf.int64)
-  return [sigma * tf.random.stateless_normal([num_pairs, *leaf.shape],
-                                             seed=tf.stack([seed, tf.constant(i, tf.int64)]),
+                     seed: int | tf.Tensor) -> Theta:
+  """``eps`` for ``num_pairs`` pairs: one ``[P, *leaf.shape]`` tensor per leaf, N(0, σ²), from
+  an integer or ``int64 [2]`` stateless seed."""
+  seed = tasks.as_seed(seed)
+  return [sigma * tf.random.stateless_normal([num_pairs, *leaf.shape], seed=tasks.fold(seed, i),
                                              dtype=leaf.dtype)
           for i, leaf in enumerate(theta)]
 
@@ -73,8 +75,12 @@ class TruncatedES:
       raise ValueError(f"ES needs num_pairs >= 1 and sigma > 0, got {num_pairs} and {sigma}.")
     self.unroll, self.num_pairs, self.sigma = unroll, num_pairs, sigma
 
-  def init_state(self, unroll_state: Any) -> EstimatorState:
+  num_copies = 2  # Problems per task: the two halves of each antithetic pair.
+
+  def init_state(self, unroll_state: Any, theta: Sequence[tf.Tensor] | None = None
+                 ) -> EstimatorState:
     """The estimator's state around the particles' initial unroll state ([2P, ...] leaves)."""
+    del theta
     return EstimatorState(unroll_state)
 
   def estimate(self, theta: Sequence[tf.Tensor], state: EstimatorState, seed: tf.Tensor

@@ -1,0 +1,217 @@
+"""Meta-training a learned optimizer over task families, with any estimator and the outer learner.
+
+One *outer step* takes one estimate on one family (a mixture takes its families in turn, each
+keeping its own tasks): ``num_tasks`` tasks run ``truncation`` steps from where they were (each
+resets at its own horizon), the estimator (``tbptt``, ``es`` or ``pes``) turns that into a
+meta-gradient, and the ``OuterLearner`` applies it. Every ``evaluation_period`` outer steps and
+after the last one, the optimizer (unperturbed) trains ``evaluation_tasks`` fixed validation tasks
+for ``evaluation_steps`` steps; the best mean final loss is saved with ``MetaOptimizer.save``.
+
+Everything random comes from stateless seeds derived from ``seed`` (tasks, minibatches, noise of
+outer step s), and the checkpoint holds everything that changes (nets, Adam slots, every task's
+parameters, optimizer state, seed, step counter and horizon, the PES accumulators, counters), so a
+run killed at any point and resumed from its last checkpoint ends exactly where an uninterrupted
+run ends.
+"""
+
+import dataclasses
+import math
+import os
+import time
+from typing import Sequence
+
+from absl import logging
+import tensorflow as tf
+
+from l2l import checkpoint
+from l2l import estimators as estimators_lib
+from l2l import meta
+from l2l import outer
+from l2l import routing
+from l2l import tasks as tasks_lib
+from l2l import unroll as unroll_lib
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimatorConfig:
+  """How meta-gradients are estimated."""
+  estimator: str = "pes"  # One of estimators.ESTIMATORS.
+  num_tasks: int = 8  # K tasks per estimate.
+  num_particles: int = 1  # Antithetic pairs per task (es, pes).
+  sigma: float = 0.01  # Standard deviation of the perturbations (es, pes).
+  truncation: int = 20  # Inner steps per estimate.
+  horizon: tasks_lib.Horizon = tasks_lib.ConstantHorizon(100)
+
+  def __post_init__(self):
+    if self.estimator not in estimators_lib.ESTIMATORS:
+      raise ValueError(f"Unknown estimator {self.estimator!r}; choose one of "
+                       f"{estimators_lib.ESTIMATORS}.")
+    if min(self.num_tasks, self.num_particles, self.truncation) < 1 or not self.sigma > 0:
+      raise ValueError("num_tasks, num_particles and truncation must be positive and sigma > 0, "
+                       f"got {self.num_tasks}, {self.num_particles}, {self.truncation}, "
+                       f"{self.sigma}.")
+
+
+def make_estimator(config: EstimatorConfig, unroll: estimators_lib.Unroll):
+  """The estimator named by ``config`` around ``unroll``."""
+  if config.estimator == "tbptt":
+    return estimators_lib.TruncatedBPTT(unroll)
+  cls = estimators_lib.PES if config.estimator == "pes" else estimators_lib.TruncatedES
+  return cls(unroll, num_pairs=config.num_particles * config.num_tasks, sigma=config.sigma)
+
+
+class FamilyEstimate(tf.Module):
+  """One family's tasks, estimator and estimator state (in variables, for checkpoints)."""
+
+  def __init__(self, family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimizer,
+               net_assignments: routing.NetAssignments | None, config: EstimatorConfig,
+               learner: outer.OuterLearner, seed: tf.Tensor, jit_compile: bool):
+    super().__init__(name=f"family_{family.name}")
+    groups = routing.assign_nets(family.param_names(), list(optimizer.nets), net_assignments)
+    self.groups = unroll_lib.NetGroups(optimizer.nets, groups)
+    copies = 1 if config.estimator == "tbptt" else 2 * config.num_particles
+    self.unroll = unroll_lib.Unroll(family, self.groups, config.horizon, config.num_tasks, copies)
+    self._seed, self._learner, self._truncation = seed, learner, config.truncation
+
+    def unroll_fn(theta, state):
+      result = self.unroll(theta, state, self._truncation, self._seed)
+      return learner.cap_losses(result.losses), result.state, result.reset
+
+    self.estimator = make_estimator(config, unroll_fn)
+    theta = self.groups.theta()
+    initial = self.estimator.init_state(self.unroll.init(seed), theta)
+    self.state_variables = [tf.Variable(t, trainable=False, name="estimator_state")
+                            for t in tf.nest.flatten(initial)]
+    self._pack = lambda flat: tf.nest.pack_sequence_as(initial, flat)
+    self._estimate = tf.function(self.estimator.estimate, jit_compile=jit_compile)
+
+  @tf.function
+  def step(self, noise_seed: tf.Tensor) -> tuple[tf.Tensor, outer.OuterStep]:
+    """One outer step: estimate, update the weights, carry the tasks on."""
+    state = self._pack([v.read_value() for v in self.state_variables])
+    meta_loss, grads, state = self._estimate(self.groups.theta(), state, noise_seed)
+    result = self._learner.apply(meta_loss, grads)
+    for variable, value in zip(self.state_variables, tf.nest.flatten(state)):
+      variable.assign(value)
+    return meta_loss, result
+
+
+def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimizer,
+                      net_assignments: routing.NetAssignments | None, num_tasks: int,
+                      num_steps: int, seed: tf.Tensor, jit_compile: bool):
+  """``run() -> [num_tasks]`` final losses of fixed tasks trained ``num_steps`` steps by the
+  optimizer's current weights."""
+  groups = routing.assign_nets(family.param_names(), list(optimizer.nets), net_assignments)
+  net_groups = unroll_lib.NetGroups(optimizer.nets, groups)
+  run_unroll = unroll_lib.Unroll(family, net_groups, tasks_lib.ConstantHorizon(num_steps + 1),
+                                 num_tasks)
+  start = run_unroll.init(seed)
+
+  @tf.function(jit_compile=jit_compile)
+  def run() -> tf.Tensor:
+    return run_unroll(net_groups.theta(), start, num_steps, seed).final_loss
+
+  return run
+
+
+@dataclasses.dataclass
+class FamilyTrainResult:
+  optimizer: meta.MetaOptimizer
+  best_log10_loss: float  # Best validation log10 mean final loss (nan: none finite).
+  best_step: int  # The outer step of the saved optimizer.
+  steps_per_second: float
+  inner_steps_per_second: float  # Inner steps × problems per second.
+  start_step: int  # > 0 when resumed.
+  nonfinite: int  # Problems capped / updates skipped (see outer.OuterLearner).
+  history: list[dict]
+
+
+def meta_train_families(
+    optimizer: meta.MetaOptimizer, families: Sequence[tasks_lib.TaskFamily],
+    validation_family: tasks_lib.TaskFamily, config: EstimatorConfig, num_outer_steps: int,
+    learning_rate: float = 1e-3, weight_decay: float = 0.0, clip_norm: float | None = None,
+    nonfinite: str = "cap", net_assignments: routing.NetAssignments | None = None,
+    evaluation_period: int = 100, evaluation_tasks: int = 8, evaluation_steps: int = 100,
+    save_path: str | None = None, checkpoint_every: int | None = None, resume: bool = False,
+    seed: int = 0, jit_compile: bool = True, progress_seconds: float = 10.0
+) -> FamilyTrainResult:
+  """Meta-trains ``optimizer`` on ``families``; see the module docstring."""
+  if (checkpoint_every or resume) and not save_path:
+    raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
+  if num_outer_steps < 1:
+    raise ValueError(f"num_outer_steps must be positive, got {num_outer_steps}.")
+  base_seed = tasks_lib.as_seed(seed)
+  runs, learner = [], None
+  for index, family in enumerate(families):
+    if learner is None:  # The nets are built by the first family's routing.
+      probe = unroll_lib.NetGroups(optimizer.nets, routing.assign_nets(
+          family.param_names(), list(optimizer.nets), net_assignments))
+      probe.build(family.param_shapes())
+      learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm,
+                                   nonfinite)
+    runs.append(FamilyEstimate(family, optimizer, net_assignments, config, learner,
+                               tasks_lib.fold(base_seed, 1, index), jit_compile))
+  validate = validation_runner(validation_family, optimizer, net_assignments, evaluation_tasks,
+                               evaluation_steps, tasks_lib.fold(base_seed, 2), jit_compile)
+  best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+  best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
+  manager = None
+  if checkpoint_every or resume:
+    for run in runs:  # Creates the Adam slots, so that a restore fills them all.
+      run.step.get_concrete_function(tf.TensorSpec([2], tf.int64))
+    state = dict(nets=optimizer.nets, learner=learner,
+                 tasks=[run.state_variables for run in runs],
+                 best=best, best_step=best_step)
+    manager = checkpoint.resumable(
+        os.path.join(save_path, CHECKPOINT_DIR), state, resume,
+        f"families {[f.name for f in families]}, estimator {config.estimator}")
+    if resume:
+      logging.info("resumed from %s at outer step %d", manager.latest_checkpoint,
+                   int(learner.step))
+  start_step = int(learner.step)
+  history, start_time, last_line = [], time.perf_counter(), -math.inf
+  timed_steps, timed_seconds = 0, 0.0
+  for step in range(start_step, num_outer_steps):
+    run = runs[step % len(runs)]
+    step_start = time.perf_counter()
+    meta_loss, result = run.step(tasks_lib.fold(base_seed, 3, step))
+    meta_loss = float(meta_loss)
+    if step > start_step:  # The first call compiles.
+      timed_steps += 1
+      timed_seconds += time.perf_counter() - step_start
+    entry = {"step": step + 1, "meta_loss": meta_loss, "grad_norm": float(result.grad_norm),
+             "applied": bool(result.applied), "nonfinite": int(learner.nonfinite)}
+    if (step + 1) % evaluation_period == 0 or step + 1 == num_outer_steps:
+      losses = validate().numpy()
+      score = float(losses.mean())
+      entry["validation_log10_loss"] = math.log10(score) if score > 0 else math.nan
+      if score < float(best):
+        best.assign(score)
+        best_step.assign(step + 1)
+        if save_path:
+          optimizer.save(save_path)
+      history.append(entry)
+    now = time.perf_counter()
+    if now - last_line >= progress_seconds or step + 1 == num_outer_steps or (
+        "validation_log10_loss" in entry):
+      last_line = now
+      rate = (now - start_time) / (step + 1 - start_step)
+      logging.info("outer step %d/%d  meta-loss %.4g  grad norm %.3g  non-finite %d  %s  "
+                   "%.3f s/step  ETA %.0f s", step + 1, num_outer_steps, meta_loss,
+                   entry["grad_norm"], entry["nonfinite"],
+                   f"validation {entry['validation_log10_loss']:.3f}"
+                   if "validation_log10_loss" in entry else "", rate,
+                   rate * (num_outer_steps - step - 1))
+    if manager and checkpoint_every and (step + 1) % checkpoint_every == 0:
+      manager.save(checkpoint_number=step + 1)
+  if manager and checkpoint_every and int(learner.step) % checkpoint_every:
+    manager.save(checkpoint_number=int(learner.step))
+  problems_per_step = runs[0].unroll.num_problems * config.truncation
+  steps_per_second = timed_steps / timed_seconds if timed_seconds else math.nan
+  best_value = float(best)
+  return FamilyTrainResult(
+      optimizer, math.log10(best_value) if 0 < best_value < math.inf else math.nan,
+      int(best_step), steps_per_second, steps_per_second * problems_per_step, start_step,
+      int(learner.nonfinite), history)

@@ -1,0 +1,196 @@
+"""The inner loop of meta-training: B inner problems optimized by a learned optimizer at once.
+
+The state passes in and out as tensors (``TaskState``; every leaf has a leading problem axis), so
+the same function serves truncated BPTT (differentiate through it), ES / PES (run it at perturbed
+weights, one copy per problem) and ``tf.distribute`` (run it per replica). One ``Unroll`` call runs
+``num_steps`` steps in a ``tf.while_loop`` with a static trip count (it compiles with XLA).
+
+Problems are laid out ``[copies, tasks]``: problem ``i`` runs task slot ``i % num_tasks``, so the
+``copies`` problems of a slot (the two halves of an antithetic pair, say) see the same task, the
+same initialisation and the same minibatches, and reset together. Each slot has its own step
+counter and horizon; when a slot reaches its horizon (or its loss is no longer finite) it draws its
+next task, from the seed ``fold(seed, slot, draw)``, while the others go on.
+"""
+
+from typing import Any, NamedTuple, Sequence
+
+import tensorflow as tf
+
+from l2l import networks
+from l2l import tasks as tasks_lib
+from l2l.nets.base import TensorNetwork
+
+
+class NetGroups:
+  """The learned optimizer as a pure function of its weights: nets, and which parameters each
+  optimizes (``groups``: ``[(net key, [parameter indices])]``, every parameter exactly once)."""
+
+  def __init__(self, nets: dict[str, networks.Network], groups: Sequence[tuple[str, list[int]]]):
+    for key, _ in groups:
+      if isinstance(nets[key], TensorNetwork):
+        raise ValueError(f"Net {key!r} ({type(nets[key]).__name__}) updates whole tensors; "
+                         "meta-training over task families supports row nets "
+                         f"({', '.join(sorted(networks.NETS))} except Celo).")
+    self.nets, self.groups = nets, [(key, list(indices)) for key, indices in groups]
+    self._keys = sorted({key for key, _ in self.groups})
+
+  def build(self, shapes: Sequence[Sequence[int]]) -> None:
+    """Creates the nets' weights for parameters of ``shapes``."""
+    for key, indices in self.groups:
+      networks.build_for(self.nets[key], [shapes[i] for i in indices])
+
+  def theta(self) -> list[tf.Variable]:
+    """Every net's weights, nets in key order; what ``update`` takes as ``theta``."""
+    return [w for key in self._keys for w in self.nets[key].weight_list()]
+
+  def _split(self, theta: Sequence[tf.Tensor]) -> dict[str, list[tf.Tensor]]:
+    out, start = {}, 0
+    for key in self._keys:
+      count = len(self.nets[key].weight_list())
+      out[key] = list(theta[start:start + count])
+      start += count
+    return out
+
+  def initial_state(self, shapes: Sequence[Sequence[int]], num_problems: int) -> list[Any]:
+    """Per group, the nets' state for ``num_problems`` problems (leading axis)."""
+    states = []
+    for key, indices in self.groups:
+      net = self.nets[key]
+      rows = sum(int(net.to_rows(tf.zeros(shapes[i])).shape[0]) for i in indices)
+      states.append(tf.nest.map_structure(
+          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank),
+          net.initial_state(rows)))
+    return states
+
+  def update(self, theta: Sequence[tf.Tensor], params: Sequence[tf.Tensor],
+             grads: Sequence[tf.Tensor], state: list[Any]) -> tuple[list[tf.Tensor], list[Any]]:
+    """One step for a batch of problems (leading axis on params, grads, state; on theta too when
+    each problem has its own weights): (next params, next state)."""
+    by_net = self._split(theta)
+    params_next, state_next = list(params), []
+    for (key, indices), group_state in zip(self.groups, state):
+      updates, group_state = networks.group_updates(
+          self.nets[key], [grads[i] for i in indices], group_state, by_net[key], batch_dims=1)
+      for i, update in zip(indices, updates):
+        params_next[i] = params[i] + tf.cast(update, params[i].dtype)
+      state_next.append(group_state)
+    return params_next, state_next
+
+
+class TaskState(NamedTuple):
+  """Where every inner problem is; each leaf has a leading axis of problems."""
+  params: list[tf.Tensor]
+  opt_state: list[Any]
+  config: Any  # The task each problem runs (see tasks.TaskFamily.sample).
+  task_seed: tf.Tensor  # int64 [B, 2]: the seed its task was drawn from.
+  step: tf.Tensor  # int32 [B]: steps taken on the current task.
+  horizon: tf.Tensor  # int32 [B]: steps the current task runs before it is replaced.
+  draws: tf.Tensor  # int32 [B]: tasks the problem's slot has drawn so far.
+
+
+class UnrollResult(NamedTuple):
+  losses: tf.Tensor  # [B]: each problem's mean training loss over the steps.
+  state: TaskState
+  reset: tf.Tensor  # bool [B]: the problem's task reached its horizon and was replaced.
+  final_loss: tf.Tensor  # [B]: the loss of the last step.
+
+
+class Unroll:
+  """``unroll(theta, state, num_steps) -> UnrollResult`` over a family's tasks; see the module
+  docstring. ``init(seed)`` gives the starting ``TaskState``."""
+
+  def __init__(self, family: tasks_lib.TaskFamily, optimizer: NetGroups,
+               horizon: tasks_lib.Horizon, num_tasks: int, copies: int = 1):
+    if num_tasks < 1 or copies < 1:
+      raise ValueError(f"num_tasks and copies must be positive, got {num_tasks} and {copies}.")
+    self.family, self.optimizer, self.horizon = family, optimizer, horizon
+    self.num_tasks, self.copies = num_tasks, copies
+    self.num_problems = num_tasks * copies
+    self.shapes = family.param_shapes()
+    optimizer.build(self.shapes)
+
+  def _draw(self, seed: tf.Tensor, slots: tf.Tensor, draws: tf.Tensor):
+    """(config, params, task seeds, horizons) of the tasks slot ``slots[i]`` draws at ``draws[i]``."""
+    task_seeds = tf.map_fn(lambda sd: tasks_lib.fold(seed, sd[0], sd[1]),
+                           tf.stack([slots, draws], 1), fn_output_signature=tf.int64)
+
+    def draw(task_seed):
+      config = self.family.sample(tasks_lib.fold(task_seed, 0))
+      params = self.family.init(config, tasks_lib.fold(task_seed, 1))
+      horizon = self.horizon.sample(tasks_lib.fold(task_seed, 2))
+      return config, params, horizon
+
+    config, params, horizon = tasks_lib.mapped(draw, task_seeds)
+    return config, list(params), task_seeds, horizon
+
+  def _slots(self) -> tf.Tensor:
+    return tf.tile(tf.range(self.num_tasks), [self.copies])
+
+  def init(self, seed: int | tf.Tensor) -> TaskState:
+    """Every slot's first task (draw 0)."""
+    seed = tasks_lib.as_seed(seed)
+    draws = tf.zeros([self.num_problems], tf.int32)
+    config, params, task_seeds, horizon = self._draw(seed, self._slots(), draws)
+    return TaskState(params, self.optimizer.initial_state(self.shapes, self.num_problems), config,
+                     task_seeds, tf.zeros([self.num_problems], tf.int32), horizon, draws)
+
+  def losses_and_grads(self, state: TaskState) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """Every problem's training loss on its current minibatch, and its gradient."""
+    data = tasks_lib.mapped(
+        lambda config, task_seed, step: self.family.batch(config, tasks_lib.fold(task_seed, 3, step)),
+        state.config, state.task_seed, state.step)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(state.params)
+      losses = self.family.batched_loss(state.config, state.params, data)
+      total = tf.reduce_sum(losses)
+    grads = tape.gradient(total, state.params,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return losses, [tf.stop_gradient(g) for g in grads]
+
+  def _reset_finished(self, seed: tf.Tensor, state: TaskState, losses: tf.Tensor
+                      ) -> tuple[TaskState, tf.Tensor]:
+    """Replaces the tasks that reached their horizon, and those that diverged (their whole
+    slot: every copy)."""
+    diverged = tf.reduce_any(tf.reshape(~tf.math.is_finite(losses),
+                                        [self.copies, self.num_tasks]), 0)
+    done = (state.step >= state.horizon) | tf.tile(diverged, [self.copies])
+
+    def replace(state):
+      draws = state.draws + tf.cast(done, tf.int32)
+      config, params, task_seeds, horizon = self._draw(seed, self._slots(), draws)
+      fresh_opt = self.optimizer.initial_state(self.shapes, self.num_problems)
+
+      def pick(new, old):
+        mask = tf.reshape(done, [-1] + [1] * (old.shape.rank - 1))
+        return tf.where(mask, tf.cast(new, old.dtype), old)
+
+      return TaskState(
+          tf.nest.map_structure(pick, params, state.params),
+          tf.nest.map_structure(pick, fresh_opt, state.opt_state),
+          tf.nest.map_structure(pick, config, state.config),
+          pick(task_seeds, state.task_seed), tf.where(done, 0, state.step),
+          pick(horizon, state.horizon), draws)
+
+    state = tf.cond(tf.reduce_any(done), lambda: replace(state), lambda: state)
+    return state, done
+
+  def __call__(self, theta: Sequence[tf.Tensor], state: TaskState, num_steps: int,
+               seed: int | tf.Tensor) -> UnrollResult:
+    """``num_steps`` steps of every problem at the optimizer weights ``theta`` (shared, or one
+    copy per problem on a leading axis); ``seed`` is the run's task seed (the one ``init`` got)."""
+    seed = tasks_lib.as_seed(seed)
+    theta = list(theta)
+
+    def body(t, state, total, reset, last):
+      losses, grads = self.losses_and_grads(state)
+      params, opt_state = self.optimizer.update(theta, state.params, grads, state.opt_state)
+      state = state._replace(params=params, opt_state=opt_state, step=state.step + 1)
+      state, done = self._reset_finished(seed, state, losses)
+      return t + 1, state, total + losses, reset | done, losses
+
+    zeros = tf.zeros([self.num_problems])
+    _, state, total, reset, last = tf.while_loop(
+        lambda t, *_: t < num_steps, body,
+        (tf.constant(0), state, zeros, tf.zeros([self.num_problems], tf.bool), zeros),
+        maximum_iterations=num_steps)
+    return UnrollResult(total / num_steps, state, reset, last)

@@ -1,0 +1,193 @@
+"""Task families written natively on stateless seeds (see ``l2l.tasks``): quadratics, MLP image
+classifiers on MNIST, sine-wave regression."""
+
+import math
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from l2l import tasks
+from problems import datasets
+from problems import mnist as mnist_lib
+from problems import sinusoid as sinusoid_lib
+
+
+def dense_stack(params: Sequence[tf.Tensor], x: tf.Tensor, activation) -> tf.Tensor:
+  """An MLP's output: ``params`` = [w_0, b_0, w_1, b_1, ...], ``activation`` between layers; any
+  leading batch axes on x [..., n, in] and the params (one network per task) broadcast."""
+  for i in range(0, len(params), 2):
+    x = tf.matmul(x, params[i]) + params[i + 1][..., None, :]
+    if i + 2 < len(params):
+      x = activation(x)
+  return x
+
+
+class Quadratic(tasks.TaskFamily):
+  """``mean_b ‖W_b x_b − y_b‖²`` over ``batch_size`` independent problems, as
+  ``problems.quadratic.quadratic``: a task is (W, y), drawn U[0, 1) ("uniform", the original
+  code's) or N(0, 1) ("normal", the paper's); x starts N(0, stddev²)."""
+
+  def __init__(self, batch_size: int = 128, num_dims: int = 10, stddev: float = 0.01,
+               distribution: str = "uniform"):
+    super().__init__(name="quadratic")
+    samplers = {"uniform": tf.random.stateless_uniform, "normal": tf.random.stateless_normal}
+    if distribution not in samplers:
+      raise ValueError(f"Unknown distribution {distribution!r}; choose one of {sorted(samplers)}.")
+    self._sample = samplers[distribution]
+    self._batch_size, self._num_dims, self._stddev = batch_size, num_dims, stddev
+
+  def sample(self, seed):
+    b, d = self._batch_size, self._num_dims
+    return (self._sample([b, d, d], seed=tasks.fold(seed, 0)),
+            self._sample([b, d], seed=tasks.fold(seed, 1)))
+
+  def init(self, config, seed):
+    del config
+    return [tf.random.stateless_normal([self._batch_size, self._num_dims], seed=seed,
+                                       stddev=self._stddev)]
+
+  loss_broadcasts = True
+
+  def loss(self, config, params, data):
+    del data
+    w, y = config
+    product = tf.reduce_sum(w * params[0][..., None, :], -1)
+    return tf.reduce_mean(tf.reduce_sum(tf.square(product - y), -1), -1)
+
+  def param_names(self):
+    return ["x"]
+
+  def param_shapes(self):
+    return [tf.TensorShape([self._batch_size, self._num_dims])]
+
+
+def downsample(images: np.ndarray, size: int) -> np.ndarray:
+  """uint8 [N, H, W, C] -> float32 [N, size, size, C] in [0, 1] (area averaging)."""
+  floats = tf.constant(images, tf.float32) / 255.0
+  if size == images.shape[1]:
+    return floats.numpy()
+  return tf.image.resize(floats, [size, size], method="area").numpy()
+
+
+class MLPClassifier(tasks.TaskFamily):
+  """An MLP on images with softmax cross-entropy, trained on minibatches drawn with replacement.
+
+  A task is one initialisation and minibatch sequence (the architecture is the family's); weights
+  and biases start N(0, init_stddev²) (0.01, as ``problems.mnist``) or, with ``init_stddev=None``,
+  weights N(0, 1/fan_in) and zero biases. The data lives in non-trainable variables (XLA would
+  constant-fold a large constant for minutes).
+  """
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray, hidden: Sequence[int] = (20,),
+               activation: str = "sigmoid", batch_size: int = 128,
+               init_stddev: float | None = 0.01, name: str = "mlp"):
+    super().__init__(name=name)
+    if activation not in mnist_lib.ACTIVATIONS:
+      raise ValueError(f"Unknown activation {activation!r}; choose one of "
+                       f"{sorted(mnist_lib.ACTIVATIONS)}.")
+    self._activation = mnist_lib.ACTIVATIONS[activation]
+    features = int(np.prod(images.shape[1:]))
+    self._images = tf.Variable(np.reshape(images, [-1, features]).astype(np.float32),
+                               trainable=False, name="images")
+    self._labels = tf.Variable(labels.astype(np.int32), trainable=False, name="labels")
+    self._sizes = [features, *hidden, int(labels.max()) + 1]
+    self._batch_size, self._init_stddev = batch_size, init_stddev
+
+  def init(self, config, seed):
+    del config
+    params = []
+    for i, (fan_in, fan_out) in enumerate(zip(self._sizes[:-1], self._sizes[1:])):
+      stddev = self._init_stddev or 1.0 / math.sqrt(fan_in)
+      params.append(tf.random.stateless_normal([fan_in, fan_out], seed=tasks.fold(seed, 2 * i),
+                                               stddev=stddev))
+      if self._init_stddev:
+        params.append(tf.random.stateless_normal([fan_out], seed=tasks.fold(seed, 2 * i + 1),
+                                                 stddev=self._init_stddev))
+      else:
+        params.append(tf.zeros([fan_out]))
+    return params
+
+  def batch(self, config, seed):
+    del config
+    count = tf.shape(self._labels, out_type=tf.int64)[0]
+    indices = tf.random.stateless_uniform([self._batch_size], seed=seed, minval=0,
+                                          maxval=count, dtype=tf.int64)
+    return tf.gather(self._images.read_value(), indices), tf.gather(self._labels.read_value(), indices)
+
+  loss_broadcasts = True
+
+  def loss(self, config, params, data):
+    del config
+    x, labels = data
+    logits = dense_stack(params, x, self._activation)
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), -1)
+
+  def param_names(self):
+    return [f"{kind}_{i}" for i in range(len(self._sizes) - 1) for kind in ("w", "b")]
+
+  def param_shapes(self):
+    shapes = []
+    for fan_in, fan_out in zip(self._sizes[:-1], self._sizes[1:]):
+      shapes += [tf.TensorShape([fan_in, fan_out]), tf.TensorShape([fan_out])]
+    return shapes
+
+
+def mnist(hidden: Sequence[int] = (20,), activation: str = "sigmoid", batch_size: int = 128,
+          image_size: int = 28, mode: str = "train", data_dir: str | None = None,
+          init_stddev: float | None = 0.01) -> MLPClassifier:
+  """An ``MLPClassifier`` family on MNIST (``image_size`` 8: the 8×8 downsampled digits that
+  learned_optimization's small tasks use)."""
+  images, labels = datasets.load_mnist(mode, data_dir)
+  name = f"mnist{image_size}_mlp_{'_'.join(map(str, hidden))}_{activation}"
+  return MLPClassifier(downsample(images, image_size), labels, hidden, activation, batch_size,
+                       init_stddev, name)
+
+
+class Sinusoid(tasks.TaskFamily):
+  """Sine-wave regression: a task is (amplitude, phase) as ``problems.sinusoid``; minibatches of
+  ``batch_size`` points x ~ U(-5, 5); the 1-40-40-1 tanh MLP starts with PyTorch's default
+  initialisation, U(±1/√fan_in)."""
+
+  def __init__(self, hidden: Sequence[int] = (40, 40), batch_size: int = 10):
+    super().__init__(name="sinusoid")
+    self._sizes = [1, *hidden, 1]
+    self._batch_size = batch_size
+
+  def sample(self, seed):
+    amplitude = tf.random.stateless_uniform([], seed=tasks.fold(seed, 0),
+                                            minval=sinusoid_lib.AMPLITUDE_RANGE[0],
+                                            maxval=sinusoid_lib.AMPLITUDE_RANGE[1])
+    phase = tf.random.stateless_uniform([], seed=tasks.fold(seed, 1),
+                                        minval=sinusoid_lib.PHASE_RANGE[0],
+                                        maxval=sinusoid_lib.PHASE_RANGE[1])
+    return amplitude, phase
+
+  def init(self, config, seed):
+    del config
+    params = []
+    for i, (fan_in, fan_out) in enumerate(zip(self._sizes[:-1], self._sizes[1:])):
+      bound = 1.0 / math.sqrt(fan_in)
+      for j, shape in enumerate(([fan_in, fan_out], [fan_out])):
+        params.append(tf.random.stateless_uniform(shape, seed=tasks.fold(seed, i, j),
+                                                  minval=-bound, maxval=bound))
+    return params
+
+  def batch(self, config, seed):
+    x = tf.random.stateless_uniform([self._batch_size, 1], seed=seed, minval=-5.0, maxval=5.0)
+    amplitude, phase = config
+    return x, amplitude * tf.sin(x + phase)
+
+  loss_broadcasts = True
+
+  def loss(self, config, params, data):
+    del config
+    x, y = data
+    return tf.reduce_mean(tf.square(dense_stack(params, x, tf.tanh) - y), [-2, -1])
+
+  def param_shapes(self):
+    shapes = []
+    for fan_in, fan_out in zip(self._sizes[:-1], self._sizes[1:]):
+      shapes += [tf.TensorShape([fan_in, fan_out]), tf.TensorShape([fan_out])]
+    return shapes
