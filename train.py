@@ -1,11 +1,17 @@
 """Meta-training CLI (absl flags).
 
 ``--problem=quadratic`` (and the other problems of ``problems.get_config``): meta-trains a
-MetaOptimizer (``l2l/training.py``) and saves the optimizer that did best on freshly drawn validation
-problems to ``--save_path`` (``config.json`` + ``nets.*`` checkpoint, TensorBoard logs in ``logs/``).
+MetaOptimizer on one problem at a time with truncated BPTT, as the 2016 paper (``l2l/training.py``),
+and saves the optimizer that did best on freshly drawn validation problems to ``--save_path``
+(``config.json`` + ``nets.*`` checkpoint, TensorBoard logs in ``logs/``).
 
-``--problem=sinusoid``: meta-learns an initialisation of the sine-wave MLP with Reptile, first-order
-MAML or MAML (``l2l/initialisation.py``) and saves it to ``--save_path``.
+With any of ``--estimator``, ``--num_tasks``, ``--num_particles``, ``--sigma``, ``--truncation``,
+``--horizon``, ``--augment`` or a comma-separated ``--problem`` (a mixture), it meta-trains over task
+families instead (``l2l/family_training.py``): K tasks at once, each with its own horizon and
+resets, estimates by TBPTT, ES or PES, for ``--num_outer_steps`` outer steps.
+
+``--problem=sinusoid`` without those flags: meta-learns an initialisation of the sine-wave MLP with
+Reptile, first-order MAML or MAML (``l2l/initialisation.py``) and saves it to ``--save_path``.
 """
 
 import cli
@@ -16,13 +22,17 @@ cli.quiet_tensorflow()  # Before anything imports TensorFlow.
 from absl import app, flags
 
 import problems
+from l2l import estimators
+from l2l import family_training
 from l2l import initialisation
 from l2l import meta
+from l2l import tasks
 from l2l import training
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("problem", "quadratic", list(problems.NAMES) + ["sinusoid"],
-                  "Problem to meta-train on.")
+flags.DEFINE_string("problem", "quadratic", "Problem to meta-train on: one of "
+                    f"{', '.join(problems.FAMILY_NAMES)}; a comma-separated list of them for a "
+                    "mixture of task families.")
 flags.DEFINE_string("save_path", None, "Directory to save the trained optimizer / model to.")
 flags.DEFINE_string("data_dir", None, "MNIST / CIFAR-10 files (default MNIST: TensorFlow Datasets "
                     "if populated, else the embedded subset; CIFAR-10 needs it).")
@@ -72,10 +82,42 @@ _SINUSOID_FLAGS = ("algorithm", "reptile_variant", "num_iterations", "meta_batch
                    "inner_steps", "inner_learning_rate", "outer_learning_rate", "seed")
 
 
-@flags.multi_flags_validator(["num_steps", "unroll_length"],
-                             message="--num_steps must be a multiple of --unroll_length.")
-def _check_unrolls(values):
-  return values["num_steps"] % values["unroll_length"] == 0
+# Meta-training over task families (l2l/family_training.py).
+flags.DEFINE_enum("estimator", None, list(estimators.ESTIMATORS),
+                  "Meta-gradient estimator (default tbptt): truncated BPTT, antithetic ES over "
+                  "each truncation, or persistent ES.")
+flags.DEFINE_integer("num_tasks", 8, "Tasks per estimate (K).", lower_bound=1)
+flags.DEFINE_integer("num_particles", 1, "Antithetic pairs per task (es, pes).", lower_bound=1)
+flags.DEFINE_float("sigma", 0.01, "Standard deviation of the ES / PES perturbations.",
+                   lower_bound=1e-12)
+flags.DEFINE_integer("truncation", None, "Inner steps per estimate (default --unroll_length).",
+                     lower_bound=1)
+flags.DEFINE_string("horizon", None, "Steps per task before it is replaced: a number, or "
+                    "loguniform:LOW:HIGH (default --num_steps).")
+flags.DEFINE_enum("augment", "none", list(tasks.AUGMENTATIONS),
+                  "Task augmentation: reparam rescales every parameter tensor by a log-uniform "
+                  "factor in [1e-3, 1e3].")
+flags.DEFINE_integer("num_outer_steps", 1000, "Outer steps (task families).", lower_bound=1)
+flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on the nets (AdamW; task "
+                   "families).", lower_bound=0.0)
+flags.DEFINE_enum("nonfinite", "cap", ["cap", "skip"], "Non-finite meta-losses (task families): "
+                  "cap each problem's at 20, or skip the update.")
+
+_FAMILY_FLAGS = ("estimator", "num_tasks", "num_particles", "sigma", "truncation", "horizon",
+                 "augment")
+
+
+def _uses_families() -> bool:
+  return "," in FLAGS.problem or any(FLAGS[name].present for name in _FAMILY_FLAGS)
+
+
+def _problem_names() -> list[str]:
+  names = [name.strip() for name in FLAGS.problem.split(",")]
+  for name in names:
+    if name not in problems.FAMILY_NAMES:
+      raise app.UsageError(f"--problem: unknown problem {name!r}; choose from "
+                           f"{', '.join(problems.FAMILY_NAMES)}.")
+  return names
 
 
 def train_sinusoid() -> None:
@@ -100,6 +142,9 @@ def train_sinusoid() -> None:
 
 
 def train_optimizer() -> None:
+  if FLAGS.num_steps % FLAGS.unroll_length:
+    raise app.UsageError(f"--num_steps ({FLAGS.num_steps}) must be a multiple of --unroll_length "
+                         f"({FLAGS.unroll_length}).")
   result = training.meta_train(
       FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
       FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,
@@ -123,11 +168,45 @@ def _check_checkpointing(values):
   return not (values["checkpoint_every"] or values["resume"]) or bool(values["save_path"])
 
 
+def train_on_families() -> None:
+  names = _problem_names()
+  try:
+    horizon = tasks.parse_horizon(FLAGS.horizon or FLAGS.num_steps)
+  except ValueError as e:
+    raise app.UsageError(f"--horizon: {e}") from e
+  config = family_training.EstimatorConfig(
+      FLAGS.estimator or "tbptt", FLAGS.num_tasks, FLAGS.num_particles, FLAGS.sigma,
+      FLAGS.truncation or FLAGS.unroll_length, horizon)
+  families, assignments = [], None
+  for name in names:
+    family, assignments = problems.get_family(name, "train", FLAGS.data_dir)
+    families.append(tasks.augment(family, FLAGS.augment))
+  validation, _ = problems.get_family(names[0], "test", FLAGS.data_dir)
+  net_keys = (problems.get_config(names[0], "train", FLAGS.data_dir).net_keys
+              if names[0] in problems.NAMES else None)
+  optimizer = meta.MetaOptimizer.from_preset(FLAGS.preset or "original", net_keys)
+  result = family_training.meta_train_families(
+      optimizer, families, validation, config, FLAGS.num_outer_steps, FLAGS.learning_rate,
+      FLAGS.weight_decay, FLAGS.clip_norm, FLAGS.nonfinite, assignments, FLAGS.evaluation_period,
+      FLAGS.evaluation_epochs, FLAGS.num_steps, FLAGS.save_path, FLAGS.checkpoint_every or None,
+      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds)
+  print(f"meta-trained on {FLAGS.problem} with {config.estimator}: {FLAGS.num_outer_steps} outer "
+        f"steps (from {result.start_step}), {result.inner_steps_per_second:.0f} inner steps x "
+        f"tasks per second, best validation log10 mean final loss {result.best_log10_loss:.3f} "
+        f"(outer step {result.best_step}), {result.nonfinite} non-finite")
+  if FLAGS.save_path and result.best_step:
+    print(f"best optimizer (outer step {result.best_step}, validation log10 mean final loss "
+          f"{result.best_log10_loss:.3f}) saved to {FLAGS.save_path}")
+
+
 def main(argv):
   del argv
-  if FLAGS.problem == "sinusoid":
+  if _uses_families():
+    train_on_families()
+  elif FLAGS.problem == "sinusoid":
     train_sinusoid()
   else:
+    _problem_names()
     train_optimizer()
 
 

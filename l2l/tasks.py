@@ -48,7 +48,7 @@ def fold(seed: tf.Tensor, *values: int | tf.Tensor) -> tf.Tensor:
 
 def as_seed(seed: int | tf.Tensor) -> tf.Tensor:
   """An ``int64 [2]`` stateless seed from an integer (or a seed already)."""
-  seed = tf.convert_to_tensor(seed, tf.int64)
+  seed = tf.cast(seed, tf.int64)
   return tf.stack([seed, tf.zeros_like(seed)]) if seed.shape.rank == 0 else seed
 
 

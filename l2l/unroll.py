@@ -100,11 +100,22 @@ class Unroll:
   docstring. ``init(seed)`` gives the starting ``TaskState``."""
 
   def __init__(self, family: tasks_lib.TaskFamily, optimizer: NetGroups,
-               horizon: tasks_lib.Horizon, num_tasks: int, copies: int = 1):
+               horizon: tasks_lib.Horizon, num_tasks: int, copies: int = 1,
+               second_derivatives: bool = False):
+    """Args:
+      family: where the tasks come from.
+      optimizer: the learned optimizer.
+      horizon: the schedule of task lengths.
+      num_tasks: task slots.
+      copies: problems per slot.
+      second_derivatives: let a meta-gradient flow through the inner gradients (the paper and
+        ES / PES do without).
+    """
     if num_tasks < 1 or copies < 1:
       raise ValueError(f"num_tasks and copies must be positive, got {num_tasks} and {copies}.")
     self.family, self.optimizer, self.horizon = family, optimizer, horizon
     self.num_tasks, self.copies = num_tasks, copies
+    self.second_derivatives = second_derivatives
     self.num_problems = num_tasks * copies
     self.shapes = family.param_shapes()
     optimizer.build(self.shapes)
@@ -145,7 +156,9 @@ class Unroll:
       total = tf.reduce_sum(losses)
     grads = tape.gradient(total, state.params,
                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return losses, [tf.stop_gradient(g) for g in grads]
+    if not self.second_derivatives:
+      grads = [tf.stop_gradient(g) for g in grads]
+    return losses, grads
 
   def _reset_finished(self, seed: tf.Tensor, state: TaskState, losses: tf.Tensor
                       ) -> tuple[TaskState, tf.Tensor]:

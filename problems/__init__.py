@@ -11,7 +11,9 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from l2l import tasks as _tasks
 from problems import cifar10 as _cifar10
+from problems import families as _families
 from problems import mnist as _mnist
 from problems import quadratic as _quadratic
 
@@ -71,6 +73,39 @@ def get_config(name: str, mode: str = "train", data_dir: str | None = None) -> P
   if mode not in ("train", "test"):
     raise ValueError(f"mode must be 'train' or 'test', got {mode!r}.")
   return _CONFIGS[name](mode, data_dir)
+
+
+_FAMILIES: dict[str, Callable[[str, str | None], _tasks.TaskFamily]] = {
+    "quadratic": lambda mode, data_dir: _families.Quadratic(),
+    "mnist": lambda mode, data_dir: _families.mnist(mode=mode, data_dir=data_dir),
+    "mnist-40-units": lambda mode, data_dir: _families.mnist((40,), mode=mode, data_dir=data_dir),
+    "mnist-2-layers": lambda mode, data_dir: _families.mnist((20, 20), mode=mode,
+                                                             data_dir=data_dir),
+    "mnist-relu": lambda mode, data_dir: _families.mnist(activation="relu", mode=mode,
+                                                         data_dir=data_dir),
+    # learned_optimization's small image task: 8×8 digits, 64-32-10 ReLU MLP, fan-in init.
+    "mnist8": lambda mode, data_dir: _families.mnist((32,), "relu", image_size=8, mode=mode,
+                                                     data_dir=data_dir, init_stddev=None),
+    "sinusoid": lambda mode, data_dir: _families.Sinusoid(),
+}
+FAMILY_NAMES = tuple(_FAMILIES) + ("cifar", "cifar-multi")
+
+
+def get_family(name: str, mode: str = "train", data_dir: str | None = None
+               ) -> tuple[_tasks.TaskFamily, Any]:
+  """The named task family and its net assignments (None: one net for every parameter).
+
+  The problems written on stateless seeds (``problems.families``) come as they are; the others
+  (CIFAR-10) through ``l2l.tasks.from_make_loss`` on their ``make_loss``.
+  """
+  if name not in FAMILY_NAMES:
+    raise ValueError(f"Unknown problem {name!r}; choose one of {sorted(FAMILY_NAMES)}.")
+  if mode not in ("train", "test"):
+    raise ValueError(f"mode must be 'train' or 'test', got {mode!r}.")
+  if name in _FAMILIES:
+    return _FAMILIES[name](mode, data_dir), None
+  config = get_config(name, mode, data_dir)
+  return _tasks.from_make_loss(config.make_loss, name), config.net_assignments
 
 
 def seed_problem(make_loss: Callable[[], tf.Tensor], seed: int) -> None:
