@@ -143,8 +143,8 @@ def train_sinusoid() -> None:
 
 def train_optimizer() -> None:
   if FLAGS.num_steps % FLAGS.unroll_length:
-    raise app.UsageError(f"--num_steps ({FLAGS.num_steps}) must be a multiple of --unroll_length "
-                         f"({FLAGS.unroll_length}).")
+    raise app.UsageError(f"--num_steps must be a multiple of --unroll_length (got "
+                         f"{FLAGS.num_steps} and {FLAGS.unroll_length}).")
   result = training.meta_train(
       FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
       FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,

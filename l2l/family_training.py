@@ -7,8 +7,8 @@ meta-gradient, and the ``OuterLearner`` applies it. Every ``evaluation_period`` 
 after the last one, the optimizer (unperturbed) trains ``evaluation_tasks`` fixed validation tasks
 for ``evaluation_steps`` steps; the best mean final loss is saved with ``MetaOptimizer.save``.
 
-Everything random comes from stateless seeds derived from ``seed`` (tasks, minibatches, noise of
-outer step s), and the checkpoint holds everything that changes (nets, Adam slots, every task's
+Everything random comes from ``seed``: the nets' initial weights through TF's global seed, the
+rest from stateless seeds derived from it (tasks, minibatches, noise of outer step s), and the checkpoint holds everything that changes (nets, Adam slots, every task's
 parameters, optimizer state, seed, step counter and horizon, the PES accumulators, counters), so a
 run killed at any point and resumed from its last checkpoint ends exactly where an uninterrupted
 run ends.
@@ -143,6 +143,7 @@ def meta_train_families(
   if num_outer_steps < 1:
     raise ValueError(f"num_outer_steps must be positive, got {num_outer_steps}.")
   base_seed = tasks_lib.as_seed(seed)
+  tf.random.set_seed(seed)  # The nets' initial weights, drawn when the first family builds them.
   runs, learner = [], None
   for index, family in enumerate(families):
     if learner is None:  # The nets are built by the first family's routing.

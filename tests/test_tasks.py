@@ -23,7 +23,7 @@ def test_a_family_is_reproducible_from_its_seeds_and_differs_across_seeds():
   assert np.abs(a.init(1)[0] - a.init(2)[0]).min() > 0
   mnist = _mnist8()
   task = mnist.task(0)
-  (x1, y1), (x2, y2) = task.batch(5), task.batch(5)
+  (x1, _), (x2, _) = task.batch(5), task.batch(5)
   np.testing.assert_array_equal(x1, x2)
   assert not np.array_equal(task.batch(6)[0], x1)
   assert x1.shape == (16, 64) and float(tf.reduce_max(x1)) <= 1.0
