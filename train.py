@@ -174,7 +174,7 @@ def train_on_families() -> None:
     horizon = tasks.parse_horizon(FLAGS.horizon or FLAGS.num_steps)
   except ValueError as e:
     raise app.UsageError(f"--horizon: {e}") from e
-  config = family_training.EstimatorConfig(
+  config = estimators.EstimatorConfig(
       FLAGS.estimator or "tbptt", FLAGS.num_tasks, FLAGS.num_particles, FLAGS.sigma,
       FLAGS.truncation or FLAGS.unroll_length, horizon)
   families, assignments = [], None

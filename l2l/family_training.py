@@ -24,78 +24,14 @@ from absl import logging
 import tensorflow as tf
 
 from l2l import checkpoint
-from l2l import estimators as estimators_lib
 from l2l import meta
 from l2l import outer
 from l2l import routing
 from l2l import tasks as tasks_lib
 from l2l import unroll as unroll_lib
+from l2l.estimators.family import EstimatorConfig, FamilyEstimate
 
 CHECKPOINT_DIR = "checkpoints"
-
-
-@dataclasses.dataclass(frozen=True)
-class EstimatorConfig:
-  """How meta-gradients are estimated."""
-  estimator: str = "pes"  # One of estimators.ESTIMATORS.
-  num_tasks: int = 8  # K tasks per estimate.
-  num_particles: int = 1  # Antithetic pairs per task (es, pes).
-  sigma: float = 0.01  # Standard deviation of the perturbations (es, pes).
-  truncation: int = 20  # Inner steps per estimate.
-  horizon: tasks_lib.Horizon = tasks_lib.ConstantHorizon(100)
-
-  def __post_init__(self):
-    if self.estimator not in estimators_lib.ESTIMATORS:
-      raise ValueError(f"Unknown estimator {self.estimator!r}; choose one of "
-                       f"{estimators_lib.ESTIMATORS}.")
-    if min(self.num_tasks, self.num_particles, self.truncation) < 1 or not self.sigma > 0:
-      raise ValueError("num_tasks, num_particles and truncation must be positive and sigma > 0, "
-                       f"got {self.num_tasks}, {self.num_particles}, {self.truncation}, "
-                       f"{self.sigma}.")
-
-
-def make_estimator(config: EstimatorConfig, unroll: estimators_lib.Unroll):
-  """The estimator named by ``config`` around ``unroll``."""
-  if config.estimator == "tbptt":
-    return estimators_lib.TruncatedBPTT(unroll)
-  cls = estimators_lib.PES if config.estimator == "pes" else estimators_lib.TruncatedES
-  return cls(unroll, num_pairs=config.num_particles * config.num_tasks, sigma=config.sigma)
-
-
-class FamilyEstimate(tf.Module):
-  """One family's tasks, estimator and estimator state (in variables, for checkpoints)."""
-
-  def __init__(self, family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimizer,
-               net_assignments: routing.NetAssignments | None, config: EstimatorConfig,
-               learner: outer.OuterLearner, seed: tf.Tensor, jit_compile: bool):
-    super().__init__(name=f"family_{family.name}")
-    groups = routing.assign_nets(family.param_names(), list(optimizer.nets), net_assignments)
-    self.groups = unroll_lib.NetGroups(optimizer.nets, groups)
-    copies = 1 if config.estimator == "tbptt" else 2 * config.num_particles
-    self.unroll = unroll_lib.Unroll(family, self.groups, config.horizon, config.num_tasks, copies)
-    self._seed, self._learner, self._truncation = seed, learner, config.truncation
-
-    def unroll_fn(theta, state):
-      result = self.unroll(theta, state, self._truncation, self._seed)
-      return learner.cap_losses(result.losses), result.state, result.reset
-
-    self.estimator = make_estimator(config, unroll_fn)
-    theta = self.groups.theta()
-    initial = self.estimator.init_state(self.unroll.init(seed), theta)
-    self.state_variables = [tf.Variable(t, trainable=False, name="estimator_state")
-                            for t in tf.nest.flatten(initial)]
-    self._pack = lambda flat: tf.nest.pack_sequence_as(initial, flat)
-    self._estimate = tf.function(self.estimator.estimate, jit_compile=jit_compile)
-
-  @tf.function
-  def step(self, noise_seed: tf.Tensor) -> tuple[tf.Tensor, outer.OuterStep]:
-    """One outer step: estimate, update the weights, carry the tasks on."""
-    state = self._pack([v.read_value() for v in self.state_variables])
-    meta_loss, grads, state = self._estimate(self.groups.theta(), state, noise_seed)
-    result = self._learner.apply(meta_loss, grads)
-    for variable, value in zip(self.state_variables, tf.nest.flatten(state)):
-      variable.assign(value)
-    return meta_loss, result
 
 
 def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimizer,
@@ -152,7 +88,7 @@ def meta_train_families(
       probe.build(family.param_shapes())
       learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm,
                                    nonfinite)
-    runs.append(FamilyEstimate(family, optimizer, net_assignments, config, learner,
+    runs.append(FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,
                                tasks_lib.fold(base_seed, 1, index), jit_compile))
   validate = validation_runner(validation_family, optimizer, net_assignments, evaluation_tasks,
                                evaluation_steps, tasks_lib.fold(base_seed, 2), jit_compile)

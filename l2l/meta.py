@@ -42,9 +42,13 @@ import sonnet as snt
 import tensorflow as tf
 
 from l2l import checkpoint
+from l2l import estimators
 from l2l import networks
+from l2l import outer
 from l2l import pretrained
 from l2l import routing
+from l2l import tasks
+from l2l import unroll
 from l2l import variables as variables_lib
 
 NetConfig = dict[str, dict[str, Any]]
@@ -95,7 +99,7 @@ class MetaStep:
   reset: Callable[[], None]
   fx: tf.Variable
   x: list[tf.Variable]
-  meta_loss: MetaLoss
+  meta_loss: MetaLoss | None  # None with ES / PES.
   optimizer: snt.Optimizer  # Adam on the nets' weights; checkpoint it to resume training.
   grad_norm: tf.Variable  # Global norm of the last step's meta-gradient, before clipping.
   applied: tf.Variable  # Whether the last step updated the nets (False: non-finite, skipped).
@@ -261,16 +265,30 @@ class MetaOptimizer(snt.Module):
   @snt.no_name_scope
   def meta_minimize(self, make_loss: Callable[[], tf.Tensor], len_unroll: int,
                     learning_rate: float = 0.01, clip_norm: float | None = None,
-                    **kwargs) -> MetaStep:
+                    estimator: str = "tbptt", num_particles: int = 8, sigma: float = 0.01,
+                    seed: int = 0, **kwargs) -> MetaStep:
     """``meta_loss`` plus a ``step()`` that takes one Adam step on the nets' weights.
 
     ``step()`` returns the meta-loss; follow it with ``update()``. It records the meta-gradient's
     global norm in ``grad_norm``, clips the gradient to global norm ``clip_norm`` when given, and
     skips the Adam step (``applied`` False) when the meta-loss or the meta-gradient is not finite,
     so that one diverging problem cannot write NaN into the nets. ``kwargs`` go to ``meta_loss``.
+
+    ``estimator``: "tbptt" (the paper's truncated backpropagation, the default), or "es" / "pes"
+    (antithetic ES over each truncation / persistent ES: ``num_particles`` antithetic pairs of
+    copies of the problem, perturbations of standard deviation ``sigma``, noise from ``seed`` and
+    the step count). With ES / PES, ``meta_loss`` is None (there is no differentiable loss),
+    ``fx`` is the mean loss of the copies at the end of the unroll and ``x`` the values of the
+    first copy; ``reset()`` draws a fresh problem through make_loss's own initialisers.
     """
     if clip_norm is not None and not clip_norm > 0:
       raise ValueError(f"clip_norm must be positive (or None for no clipping), got {clip_norm}.")
+    if estimator not in estimators.ESTIMATORS:
+      raise ValueError(f"Unknown estimator {estimator!r}; choose one of "
+                       f"{estimators.ESTIMATORS}.")
+    if estimator != "tbptt":
+      return self._meta_minimize_by_es(make_loss, len_unroll, learning_rate, clip_norm,
+                                       estimator, num_particles, sigma, seed, **kwargs)
     ops = self.meta_loss(make_loss, len_unroll, **kwargs)
     optimizer = snt.optimizers.Adam(learning_rate)
     weights = self.trainable_variables
@@ -294,6 +312,56 @@ class MetaOptimizer(snt.Module):
       return loss
 
     return MetaStep(step, ops.update, ops.reset, ops.fx, ops.x, ops, optimizer, grad_norm, applied)
+
+  def _meta_minimize_by_es(self, make_loss, len_unroll, learning_rate, clip_norm, estimator,
+                           num_particles, sigma, seed, net_assignments=None, model_path=None,
+                           second_derivatives=False) -> MetaStep:
+    if second_derivatives:
+      raise ValueError(f"second_derivatives applies to estimator='tbptt'; {estimator} does not "
+                       "differentiate the unroll.")
+    family = tasks.from_make_loss(make_loss)
+    config = estimators.EstimatorConfig(estimator, 1, num_particles, sigma, len_unroll,
+                                        tasks.ConstantHorizon(2**31 - 1))
+    names = family.param_names() if net_assignments is not None else [
+        f"param_{i}" for i in range(len(family.param_shapes()))]
+    groups = unroll.NetGroups(self.nets, routing.assign_nets(names, list(self.nets),
+                                                             net_assignments))
+    groups.build(family.param_shapes())
+    self.check_restored()
+    if model_path is not None:
+      self.restore(model_path)
+    learner = outer.OuterLearner(groups.theta(), learning_rate, clip_norm=clip_norm,
+                                 nonfinite="skip")
+    run = estimators.FamilyEstimate(family, self.nets, net_assignments, config, learner,
+                                    tasks.as_seed(seed), jit_compile=False)
+    start = [tf.Variable(v, trainable=False, name="start") for v in run.state_variables]
+    fx = tf.Variable(0.0, trainable=False, name="fx")
+    x = [tf.Variable(v[0], trainable=False, name="x") for v in run.unroll_params()]
+    grad_norm = tf.Variable(0.0, trainable=False, name="grad_norm")
+    applied = tf.Variable(True, trainable=False, name="applied")
+    draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="draws")
+
+    def step() -> tf.Tensor:
+      for variable, value in zip(run.state_variables, start):
+        variable.assign(value)
+      meta_loss, result = run.step(tasks.fold(tasks.as_seed(seed), learner.step))
+      grad_norm.assign(result.grad_norm)
+      applied.assign(result.applied)
+      fx.assign(tf.reduce_mean(run.current_losses()))
+      return meta_loss
+
+    def update() -> None:
+      for variable, value in zip(start, run.state_variables):
+        variable.assign(value)
+      for variable, value in zip(x, run.unroll_params()):
+        variable.assign(value[0])
+
+    def reset() -> None:
+      draws.assign_add(1)
+      run.restart(tasks.fold(tasks.as_seed(seed), 1, draws))
+      update()
+
+    return MetaStep(step, update, reset, fx, x, None, learner.optimizer, grad_norm, applied)
 
   def save(self, path: str) -> None:
     """Writes ``path/config.json`` (the net config) and ``path/nets.*`` (a tf.train.Checkpoint).

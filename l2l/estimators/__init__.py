@@ -8,10 +8,10 @@ problems per task it runs (1 for TBPTT, 2 for the antithetic pairs).
 
 from l2l.estimators.es import EstimatorState, Unroll, antithetic_noise, es_gradient, perturb
 from l2l.estimators.es import TruncatedES
+from l2l.estimators.family import ESTIMATORS, EstimatorConfig, FamilyEstimate, make_estimator
 from l2l.estimators.pes import PES
 from l2l.estimators.tbptt import TruncatedBPTT
 
-ESTIMATORS = ("tbptt", "es", "pes")
-
-__all__ = ["ESTIMATORS", "EstimatorState", "PES", "TruncatedBPTT", "TruncatedES", "Unroll",
-           "antithetic_noise", "es_gradient", "perturb"]
+__all__ = ["ESTIMATORS", "EstimatorConfig", "EstimatorState", "FamilyEstimate", "PES",
+           "TruncatedBPTT", "TruncatedES", "Unroll", "antithetic_noise", "es_gradient",
+           "make_estimator", "perturb"]
