@@ -21,7 +21,7 @@ from absl import app, flags
 import problems
 from l2l import checkpoint
 from l2l import evaluation
-from l2l import initialisation
+from problems import sinusoid_training
 from l2l import meta
 from l2l import pretrained
 from problems import sinusoid
@@ -69,8 +69,8 @@ def evaluate_sinusoid() -> None:
     adapt_steps = [-1]
   if adapt_steps[0] < 0:
     raise app.UsageError(f"--adapt_steps must be non-negative integers, got {FLAGS.adapt_steps}")
-  params = initialisation.load_params(FLAGS.path)
-  results = initialisation.evaluate_sinusoid(params, FLAGS.num_tasks, adapt_steps,
+  params = sinusoid_training.load_params(FLAGS.path)
+  results = sinusoid_training.evaluate_sinusoid(params, FLAGS.num_tasks, adapt_steps,
                                              FLAGS.adapt_learning_rate, FLAGS.seed)
   results["path"] = FLAGS.path
   print(f"{'steps':>6} {'mean MSE':>10} {'median MSE':>11}")
@@ -87,8 +87,8 @@ def plot_sinusoid(params, path: str) -> None:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  task = initialisation.held_out_tasks(1, FLAGS.seed)
-  predictions = initialisation.adapted_predictions(params, task["x_train"][0], task["y_train"][0],
+  task = sinusoid_training.held_out_tasks(1, FLAGS.seed)
+  predictions = sinusoid_training.adapted_predictions(params, task["x_train"][0], task["y_train"][0],
                                                    32, FLAGS.adapt_learning_rate)
   x = sinusoid.X_ALL[:, 0]
   fig, ax = plt.subplots(figsize=(6, 4))

@@ -11,7 +11,7 @@ families instead (``l2l/family_training.py``): K tasks at once, each with its ow
 resets, estimates by TBPTT, ES or PES, for ``--num_outer_steps`` outer steps.
 
 ``--problem=sinusoid`` without those flags: meta-learns an initialisation of the sine-wave MLP with
-Reptile, first-order MAML or MAML (``l2l/initialisation.py``) and saves it to ``--save_path``.
+Reptile, first-order MAML or MAML (``l2l/sinusoid_training.py``) and saves it to ``--save_path``.
 """
 
 import cli
@@ -24,7 +24,7 @@ from absl import app, flags
 import problems
 from l2l import estimators
 from l2l import family_training
-from l2l import initialisation
+from problems import sinusoid_training
 from l2l import meta
 from l2l import tasks
 from l2l import training
@@ -60,7 +60,7 @@ flags.DEFINE_float("clip_norm", None, "Clip the meta-gradient to this global nor
 flags.DEFINE_integer("max_nonfinite", 10, "Stop after this many non-finite meta-steps in a row "
                      "(each is skipped).", lower_bound=1)
 # Initialisation meta-learning (sinusoid).
-flags.DEFINE_enum("algorithm", "reptile", list(initialisation.ALGORITHMS),
+flags.DEFINE_enum("algorithm", "reptile", list(sinusoid_training.ALGORITHMS),
                   "Meta-learning algorithm for --problem=sinusoid.")
 flags.DEFINE_integer("num_iterations", 30000, "Outer iterations (sinusoid).", lower_bound=1)
 flags.DEFINE_integer("meta_batch_size", 1, "Tasks per outer iteration (sinusoid).",
@@ -71,7 +71,7 @@ flags.DEFINE_float("inner_learning_rate", 0.02, "Inner SGD step size (sinusoid).
 flags.DEFINE_float("outer_learning_rate", 0.1,
                    "Initial outer step size, annealed to 0 (sinusoid).", lower_bound=0.0)
 
-flags.DEFINE_enum("reptile_variant", "seed", list(initialisation.VARIANTS),
+flags.DEFINE_enum("reptile_variant", "seed", list(sinusoid_training.VARIANTS),
                   "Reptile as the demo does it (minibatch SGD, then interpolate) or the library's "
                   "reptile_step (sinusoid, --algorithm=reptile).")
 flags.DEFINE_integer("checkpoint_every", 0, "Epochs (sinusoid: iterations) between resumable "
@@ -125,7 +125,7 @@ def train_sinusoid() -> None:
     raise app.UsageError(f"--reptile_variant applies to --algorithm=reptile only, not "
                          f"{FLAGS.algorithm}.")
   variant = FLAGS.reptile_variant if FLAGS.algorithm == "reptile" else "library"
-  result = initialisation.train_sinusoid(
+  result = sinusoid_training.train_sinusoid(
       FLAGS.algorithm, FLAGS.num_iterations, FLAGS.meta_batch_size, FLAGS.inner_steps,
       FLAGS.inner_learning_rate, FLAGS.outer_learning_rate, FLAGS.seed, FLAGS.logging_period,
       variant, FLAGS.save_path, FLAGS.checkpoint_every or None, FLAGS.resume)
@@ -133,7 +133,7 @@ def train_sinusoid() -> None:
         f"(from {result.start_iteration}), {result.iterations_per_second:.0f} iterations/s, "
         f"compiled in {result.compile_seconds:.1f} s")
   if FLAGS.save_path:
-    initialisation.save(result.params, FLAGS.save_path, {
+    sinusoid_training.save(result.params, FLAGS.save_path, {
         "problem": "sinusoid", "algorithm": FLAGS.algorithm,
         "flags": {name: FLAGS[name].value for name in _SINUSOID_FLAGS},
         "iterations_per_second": result.iterations_per_second,
@@ -146,11 +146,11 @@ def train_optimizer() -> None:
     raise app.UsageError(f"--num_steps must be a multiple of --unroll_length (got "
                          f"{FLAGS.num_steps} and {FLAGS.unroll_length}).")
   result = training.meta_train(
-      FLAGS.problem, FLAGS.num_epochs, FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate,
-      FLAGS.second_derivatives, FLAGS.evaluation_period, FLAGS.evaluation_epochs,
-      FLAGS.logging_period, FLAGS.save_path, FLAGS.seed, FLAGS.preset, FLAGS.jit_compile,
-      FLAGS.data_dir, FLAGS.clip_norm, FLAGS.checkpoint_every or None, FLAGS.resume,
-      FLAGS.max_nonfinite, FLAGS.progress_seconds)
+      problems.get_config(FLAGS.problem, "train", FLAGS.data_dir), FLAGS.num_epochs,
+      FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate, FLAGS.second_derivatives,
+      FLAGS.evaluation_period, FLAGS.evaluation_epochs, FLAGS.logging_period, FLAGS.save_path,
+      FLAGS.seed, FLAGS.preset, FLAGS.jit_compile, FLAGS.clip_norm,
+      FLAGS.checkpoint_every or None, FLAGS.resume, FLAGS.max_nonfinite, FLAGS.progress_seconds)
   print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs (from {result.start_epoch}), "
         f"{result.seconds_per_epoch:.3f} s/epoch, best validation log10 mean final loss "
         f"{result.best_log10_loss:.3f}, {result.skipped_updates} non-finite updates skipped")

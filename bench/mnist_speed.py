@@ -27,8 +27,8 @@ EPOCHS, STEPS, UNROLL = 10, 100, 20
 
 def main() -> None:
   start = time.perf_counter()
-  result = training.meta_train("mnist", EPOCHS + 1, STEPS, UNROLL, learning_rate=0.01,
-                               preset="paper", evaluation_period=10**6, logging_period=10**6)
+  result = training.meta_train(problems.get_config("mnist"), EPOCHS + 1, STEPS, UNROLL,
+                               learning_rate=0.01, preset="paper", evaluation_period=10**6, logging_period=10**6)
   first = time.perf_counter() - start - EPOCHS * result.seconds_per_epoch
   make_loss = problems.get_config("mnist", "test").make_loss
   runs = {"L2L": evaluation.learned_epoch_runner(meta.MetaOptimizer.from_preset("paper"),

@@ -83,7 +83,7 @@ def meta_train(problem: str, seed: int, data_dir: str | None, train: dict | None
   settings = {"num_steps": 100, "unroll_length": UNROLL, "evaluation_period": 50,
               "evaluation_epochs": 10, "logging_period": 50, "checkpoint_every": 50,
               **(train or TRAIN[problem])}
-  training.meta_train(problem, save_path=path, seed=seed, data_dir=data_dir,
+  training.meta_train(problems.get_config(problem, "train", data_dir), save_path=path, seed=seed,
                       resume=os.path.isdir(checkpoints), **settings)
   seconds = time.perf_counter() - start
   with open(done, "w") as f:

@@ -44,8 +44,8 @@ def main():
   for seed in SEEDS:
     with tempfile.TemporaryDirectory() as path:
       start = time.perf_counter()
-      training.meta_train("quadratic", num_steps=NUM_STEPS, unroll_length=UNROLL, save_path=path,
-                          seed=seed, **TRAIN)
+      training.meta_train(problems.get_config("quadratic"), num_steps=NUM_STEPS,
+                          unroll_length=UNROLL, save_path=path, seed=seed, **TRAIN)
       seconds = time.perf_counter() - start
       run = evaluation.learned_epoch_runner(meta.MetaOptimizer.load(path), make_loss, NUM_STEPS,
                                             UNROLL)

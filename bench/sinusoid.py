@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.common import print_table, write_results  # noqa: E402
-from l2l import initialisation  # noqa: E402
+from problems import sinusoid_training  # noqa: E402
 from problems import sinusoid  # noqa: E402
 
 ITERATIONS, INNER_STEPS, INNER_LR = 30000, 5, 0.02
@@ -46,12 +46,12 @@ TARGET_IT_PER_S, TARGET_MSE_32 = 40000, 0.13
 
 
 def train(algorithm: str, variant: str, outer_lr: float, seed: int, chunk: int = ITERATIONS):
-  return initialisation.train_sinusoid(algorithm, ITERATIONS, 1, INNER_STEPS, INNER_LR, outer_lr,
+  return sinusoid_training.train_sinusoid(algorithm, ITERATIONS, 1, INNER_STEPS, INNER_LR, outer_lr,
                                        seed, logging_period=chunk, variant=variant)
 
 
 def evaluate(params, num_tasks: int = 200, seed: int = 1) -> dict:
-  return initialisation.evaluate_sinusoid(params, num_tasks, ADAPT_STEPS, INNER_LR, seed)["mse"]
+  return sinusoid_training.evaluate_sinusoid(params, num_tasks, ADAPT_STEPS, INNER_LR, seed)["mse"]
 
 
 def row(name: str, outer_lr: float, seed: int, result, mse: dict) -> dict:
@@ -84,7 +84,7 @@ def jax_demo_loop(seed: int):
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
-  tasks = initialisation.draw_tasks(seed, ITERATIONS, 1)
+  tasks = sinusoid_training.draw_tasks(seed, ITERATIONS, 1)
   amplitude, phase, order = tasks["amplitude"][:, 0], tasks["phase"][:, 0], tasks["order"][:, 0]
   initial = sinusoid.init_params(seed)
   names = sorted(initial)
@@ -178,7 +178,7 @@ def torch_demo_loop(seed: int):
 def _result(layers, iterations_per_second: float, compile_s: float):
   """A ``SinusoidResult`` from another framework's final (w [in, out], b) per layer."""
   leaves = [tf.constant(np.asarray(a), tf.float32) for w, b in layers for a in (b, w)]
-  return initialisation.SinusoidResult(sinusoid.pack(leaves), iterations_per_second, compile_s, 0)
+  return sinusoid_training.SinusoidResult(sinusoid.pack(leaves), iterations_per_second, compile_s, 0)
 
 
 def _max_difference(a, b) -> float:
@@ -210,7 +210,7 @@ def main():
   jax_rows = [r for r in rows if r["run"] == "JAX demo loop (reference)"]
   mse_32 = [r["mse_32"] for r in seed_rows]
   compiled = float(np.median([r["it_per_s"] for r in seed_rows]))
-  per_call = initialisation.train_sinusoid("reptile", 2000, 1, INNER_STEPS, INNER_LR, 0.1, 0,
+  per_call = sinusoid_training.train_sinusoid("reptile", 2000, 1, INNER_STEPS, INNER_LR, 0.1, 0,
                                            logging_period=1).iterations_per_second
   summary = {"seed_variant_median_mse_32": float(np.median(mse_32)),
              "seed_variant_mse_32_range": [float(min(mse_32)), float(max(mse_32))],

@@ -1,6 +1,6 @@
 """The learned optimizer as the inner loop on sine waves, from a Reptile-learned initialisation.
 
-1. The demo's Reptile (``initialisation.train_sinusoid``, 30 000 iterations, seed 0) learns the
+1. The demo's Reptile (``sinusoid_training.train_sinusoid``, 30 000 iterations, seed 0) learns the
    initialisation of the 1-64-64-1 tanh MLP.
 2. A MetaOptimizer (``PRESET``) is meta-trained to adapt that initialisation: every epoch draws
    ``TASKS`` fresh tasks (``sinusoid.adaptation_problem``: one MLP copy per task, 10 points each) and
@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.common import print_table, write_results  # noqa: E402
-from l2l import evaluation, initialisation, meta  # noqa: E402
+from l2l import evaluation, meta  # noqa: E402
+from problems import sinusoid_training  # noqa: E402
 from problems import sinusoid  # noqa: E402
 
 PRESET, TASKS, STEPS, UNROLL, META_LR, EPOCHS = "paper", 16, 32, 8, 0.003, 400
@@ -36,7 +37,7 @@ ADAPT_STEPS = (0, 1, 8, 32)
 
 def _fixed_tasks(num_tasks: int, seed: int) -> tuple[dict, np.ndarray]:
   """``held_out_tasks`` as ``adaptation_problem`` takes them, and the values on all 50 points."""
-  tasks = initialisation.held_out_tasks(num_tasks, seed)
+  tasks = sinusoid_training.held_out_tasks(num_tasks, seed)
   return {k: tasks[k] for k in ("amplitude", "phase", "index")}, tasks["y_all"]
 
 
@@ -58,7 +59,7 @@ def _mse_curve(stepper, y_all: np.ndarray) -> np.ndarray:
 
 def main() -> None:
   start = time.perf_counter()
-  params = initialisation.train_sinusoid("reptile", 30000, 1, 5, 0.02, 0.1, seed=0,
+  params = sinusoid_training.train_sinusoid("reptile", 30000, 1, 5, 0.02, 0.1, seed=0,
                                          logging_period=30000).params
   reptile_s = time.perf_counter() - start
 

@@ -8,7 +8,8 @@ after the last one, the optimizer (unperturbed) trains ``evaluation_tasks`` fixe
 for ``evaluation_steps`` steps; the best mean final loss is saved with ``MetaOptimizer.save``.
 
 Everything random comes from ``seed``: the nets' initial weights through TF's global seed, the
-rest from stateless seeds derived from it (tasks, minibatches, noise of outer step s), and the checkpoint holds everything that changes (nets, Adam slots, every task's
+rest from stateless seeds derived from it (tasks, minibatches, noise of outer step s), and the
+checkpoint holds everything that changes (nets, Adam slots, every task's
 parameters, optimizer state, seed, step counter and horizon, the PES accumulators, counters), so a
 run killed at any point and resumed from its last checkpoint ends exactly where an uninterrupted
 run ends.

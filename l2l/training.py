@@ -1,4 +1,4 @@
-"""Meta-training a MetaOptimizer on a named problem: best-on-validation saving, resumable, guarded.
+"""Meta-training a MetaOptimizer on one problem: best-on-validation saving, resumable, guarded.
 
 One *epoch* optimizes one freshly drawn problem for ``num_steps`` steps in ``num_steps /
 unroll_length`` truncated unrolls; after each unroll the nets take one Adam step on the meta-loss
@@ -11,12 +11,13 @@ meta-loss, last validation, ETA) come every ``logging_period`` epochs and at lea
 
 Reliability:
 - Every epoch's problem (and every validation's) is drawn from a seed derived from ``seed`` and the
-  epoch, and minibatch samplers (``make_loss.rng``) are checkpointed, so a run is reproducible and a
-  resumed run continues exactly where the checkpoint was taken.
+  epoch, and the minibatch sampler (``ProblemConfig.sampler``) is checkpointed, so a run is
+  reproducible and a resumed run continues exactly where the checkpoint was taken.
 - With ``checkpoint_every``, a ``tf.train.CheckpointManager`` under ``save_path/checkpoints`` keeps
   the nets, the meta-optimizer's Adam slots, the carried optimizee and RNN state, the epoch, the
-  samplers' state, the best validation score and its epoch and the skip counters (TF writes the checkpoint files,
-  then atomically replaces the "checkpoint" index, so a crash never leaves a half-written latest).
+  sampler's state, the best validation score and its epoch and the skip counters (TF writes the
+  checkpoint files, then atomically replaces the "checkpoint" index, so a crash never leaves a
+  half-written latest).
 - A meta-loss or meta-gradient that is NaN / Inf skips that update (``MetaStep.applied``), is counted
   and logged, and ends the epoch (its optimizee diverged); ``max_nonfinite`` of them in a row stop
   training with FloatingPointError. NaN weights are never saved.
@@ -27,17 +28,35 @@ import io
 import math
 import os
 import time
+from typing import Any, Callable
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-import problems
 from l2l import checkpoint
 from l2l import evaluation
 from l2l import meta
 
 CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemConfig:
+  """A problem to meta-train on: how to build it, which nets optimize it, and how."""
+  make_loss: Callable[[], tf.Tensor]
+  preset: str  # A key of l2l.meta.PRESETS: the configuration of every net.
+  net_keys: tuple[str, ...] | None = None  # Several nets of that preset; None: one.
+  net_assignments: Any = None  # [(net key, [variable names])] when there are several nets.
+  # Where make_loss draws its minibatches from (None: no data): seeded with the problem and
+  # checkpointed, so that runs are reproducible and resume exactly.
+  sampler: tf.random.Generator | None = None
+
+  def seed(self, seed: int) -> None:
+    """Seeds TF's global seed (fresh-problem draws) and the minibatch sampler."""
+    tf.random.set_seed(seed)
+    if self.sampler is not None:
+      self.sampler.reset_from_seed(seed)
 
 
 @dataclasses.dataclass
@@ -68,18 +87,18 @@ def _curve_image(curve: list[float], title: str) -> tf.Tensor:
   return tf.image.decode_png(buffer.getvalue())[None]
 
 
-def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_length: int = 20,
-               learning_rate: float = 0.001, second_derivatives: bool = False,
+def meta_train(config: ProblemConfig, num_epochs: int, num_steps: int = 100,
+               unroll_length: int = 20, learning_rate: float = 0.001, second_derivatives: bool = False,
                evaluation_period: int = 100, evaluation_epochs: int = 20,
                logging_period: int = 10, save_path: str | None = None, seed: int = 0,
-               preset: str | None = None, jit_compile: bool = True, data_dir: str | None = None,
+               preset: str | None = None, jit_compile: bool = True,
                clip_norm: float | None = None, checkpoint_every: int | None = None,
                resume: bool = False, max_nonfinite: int = 10,
                progress_seconds: float = 10.0) -> TrainResult:
-  """Meta-trains on ``problem`` (a name of ``problems.get_config``); see the module docstring.
+  """Meta-trains on ``config``'s problem; see the module docstring.
 
   Args:
-    problem, data_dir: the problem configuration and where its data is.
+    config: the problem, its nets and its sampler.
     num_epochs, num_steps, unroll_length: epochs; optimizee steps per epoch and per unroll.
     learning_rate, clip_norm: Adam on the nets; optional clipping of the meta-gradient's global norm.
     second_derivatives: differentiate through the optimizee's gradients.
@@ -102,9 +121,7 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
     raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
   if max_nonfinite < 1:
     raise ValueError(f"max_nonfinite must be positive, got {max_nonfinite}.")
-  config = problems.get_config(problem, "train", data_dir)
-  problems.seed_problem(config.make_loss, seed)
-  rng = getattr(config.make_loss, "rng", None)
+  config.seed(seed)
   optimizer = meta.MetaOptimizer.from_preset(preset or config.preset, config.net_keys)
   train_ops = optimizer.meta_minimize(config.make_loss, unroll_length, learning_rate,
                                       clip_norm=clip_norm, net_assignments=config.net_assignments,
@@ -129,10 +146,10 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
     state = dict(nets=optimizer.nets, meta_optimizer=train_ops.optimizer,
                  carried=train_ops.meta_loss.carried, epoch=epoch_var, best=best_var,
                  best_epoch=best_epoch_var, skipped=skipped_var, nonfinite_in_row=in_row_var)
-    if rng is not None:
-      state["rng"] = rng
+    if config.sampler is not None:
+      state["rng"] = config.sampler
     manager = checkpoint.resumable(os.path.join(save_path, CHECKPOINT_DIR), state, resume,
-                                   f"problem {problem!r}, preset {preset or config.preset!r}")
+                                   f"preset {preset or config.preset!r}")
     if resume:
       logging.info("resumed from %s at epoch %d", manager.latest_checkpoint, int(epoch_var))
 
@@ -187,7 +204,7 @@ def meta_train(problem: str, num_epochs: int, num_steps: int = 100, unroll_lengt
         with writer.as_default(step=epoch):
           tf.summary.scalar("validation_log10_mean_final_loss", result["log10_mean_final_loss"])
           tf.summary.image("validation_learning_curve", _curve_image(
-              result["mean_loss_curve"], f"{problem}, epoch {epoch + 1}"))
+              result["mean_loss_curve"], f"epoch {epoch + 1}"))
       if improved:
         best_var.assign(score)
         best_epoch_var.assign(epoch + 1)

@@ -121,7 +121,7 @@ class Unroll:
     optimizer.build(self.shapes)
 
   def _draw(self, seed: tf.Tensor, slots: tf.Tensor, draws: tf.Tensor):
-    """(config, params, task seeds, horizons) of the tasks slot ``slots[i]`` draws at ``draws[i]``."""
+    """(config, params, task seeds, horizons): the tasks slot ``slots[i]`` draws at ``draws[i]``."""
     task_seeds = tf.map_fn(lambda sd: tasks_lib.fold(seed, sd[0], sd[1]),
                            tf.stack([slots, draws], 1), fn_output_signature=tf.int64)
 
@@ -147,9 +147,10 @@ class Unroll:
 
   def losses_and_grads(self, state: TaskState) -> tuple[tf.Tensor, list[tf.Tensor]]:
     """Every problem's training loss on its current minibatch, and its gradient."""
-    data = tasks_lib.mapped(
-        lambda config, task_seed, step: self.family.batch(config, tasks_lib.fold(task_seed, 3, step)),
-        state.config, state.task_seed, state.step)
+    def batch(config, task_seed, step):
+      return self.family.batch(config, tasks_lib.fold(task_seed, 3, step))
+
+    data = tasks_lib.mapped(batch, state.config, state.task_seed, state.step)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
       tape.watch(state.params)
       losses = self.family.batched_loss(state.config, state.params, data)

@@ -6,44 +6,42 @@ variables each net optimizes. The paper's generalization settings are the MNIST 
 for 200 steps with ``--num_steps=200``.
 """
 
-import dataclasses
 from typing import Any, Callable
 
 import tensorflow as tf
 
 from l2l import tasks as _tasks
+from l2l.training import ProblemConfig
 from problems import cifar10 as _cifar10
+from problems import datasets as _datasets
 from problems import families as _families
 from problems import mnist as _mnist
 from problems import quadratic as _quadratic
 
 
-@dataclasses.dataclass(frozen=True)
-class ProblemConfig:
-  """A named setting: how to build the problem, which nets optimize it, and how."""
-  make_loss: Callable[[], tf.Tensor]
-  preset: str  # A key of l2l.meta.PRESETS: the configuration of every net.
-  net_keys: tuple[str, ...] | None = None  # Several nets of that preset; None: one.
-  net_assignments: Any = None  # [(net key, [variable names])] when there are several nets.
+def _with_sampler(make_loss, preset: str, net_keys=None, net_assignments=None) -> ProblemConfig:
+  """The config of a problem, with its minibatch sampler where it has one."""
+  sampler = make_loss.rng if isinstance(make_loss, _datasets.MinibatchLoss) else None
+  return ProblemConfig(make_loss, preset, net_keys, net_assignments, sampler)
 
 
 def _quadratic_config(mode: str, data_dir: str | None) -> ProblemConfig:
   del mode, data_dir  # Train and test problems come from the same distribution.
-  return ProblemConfig(_quadratic.quadratic(batch_size=128, num_dims=10), "original")
+  return _with_sampler(_quadratic.quadratic(batch_size=128, num_dims=10), "original")
 
 
 def _mnist_config(**options) -> Callable[[str, str | None], ProblemConfig]:
   def config(mode: str, data_dir: str | None) -> ProblemConfig:
-    return ProblemConfig(_mnist.mnist(mode=mode, data_dir=data_dir, **options), "original")
+    return _with_sampler(_mnist.mnist(mode=mode, data_dir=data_dir, **options), "original")
   return config
 
 
 def _cifar_config(mode: str, data_dir: str | None) -> ProblemConfig:
-  return ProblemConfig(_cifar10.cifar10(data_dir, mode=mode), "original")
+  return _with_sampler(_cifar10.cifar10(data_dir, mode=mode), "original")
 
 
 def _cifar_multi_config(mode: str, data_dir: str | None) -> ProblemConfig:
-  return ProblemConfig(_cifar10.cifar10(data_dir, mode=mode), "original", ("conv", "fc"),
+  return _with_sampler(_cifar10.cifar10(data_dir, mode=mode), "original", ("conv", "fc"),
                        _cifar10.multi_net_assignments())
 
 
@@ -109,12 +107,8 @@ def get_family(name: str, mode: str = "train", data_dir: str | None = None
 
 
 def seed_problem(make_loss: Callable[[], tf.Tensor], seed: int) -> None:
-  """Seeds a problem's randomness: TF's global seed (fresh-problem draws) and its minibatch sampler.
-
-  Problems with data carry a ``tf.random.Generator`` as ``make_loss.rng`` (see
-  ``problems.datasets.MinibatchLoss``); it is reset to ``seed`` too.
-  """
+  """Seeds a problem's randomness: TF's global seed (fresh-problem draws) and, for the problems
+  with data (``datasets.MinibatchLoss``), its minibatch sampler."""
   tf.random.set_seed(seed)
-  rng = getattr(make_loss, "rng", None)
-  if rng is not None:
-    rng.reset_from_seed(seed)
+  if isinstance(make_loss, _datasets.MinibatchLoss):
+    make_loss.rng.reset_from_seed(seed)

@@ -113,7 +113,8 @@ class MLPClassifier(tasks.TaskFamily):
     count = tf.shape(self._labels, out_type=tf.int64)[0]
     indices = tf.random.stateless_uniform([self._batch_size], seed=seed, minval=0,
                                           maxval=count, dtype=tf.int64)
-    return tf.gather(self._images.read_value(), indices), tf.gather(self._labels.read_value(), indices)
+    images, labels = self._images.read_value(), self._labels.read_value()
+    return tf.gather(images, indices), tf.gather(labels, indices)
 
   loss_broadcasts = True
 

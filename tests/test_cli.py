@@ -58,19 +58,19 @@ def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_resu
   import numpy as np
   import tensorflow as tf
 
-  from l2l import initialisation
+  from problems import sinusoid_training
 
   args = ["train.py", "--problem=sinusoid", "--num_iterations=6000", "--logging_period=1",
           "--checkpoint_every=1000", "--seed=3", f"--save_path={tmp_path}"]
-  state = tmp_path / initialisation.CHECKPOINT_DIR / "checkpoint"
+  state = tmp_path / sinusoid_training.CHECKPOINT_DIR / "checkpoint"
   kill_after_first_checkpoint(args, state)
   assert state.exists() and not (tmp_path / "config.json").exists()  # Killed mid-run.
   out = run(*args, "--resume").stdout
   resumed_from = int(out.split("(from ")[1].split(")")[0])
   assert 1000 <= resumed_from < 6000
-  reference = initialisation.train_sinusoid("reptile", 6000, 1, 5, 0.02, 0.1, seed=3,
+  reference = sinusoid_training.train_sinusoid("reptile", 6000, 1, 5, 0.02, 0.1, seed=3,
                                             logging_period=6000)
-  resumed = initialisation.load_params(str(tmp_path))
+  resumed = sinusoid_training.load_params(str(tmp_path))
   for a, b in zip(tf.nest.flatten(resumed), tf.nest.flatten(reference.params)):
     np.testing.assert_array_equal(a, b)
 

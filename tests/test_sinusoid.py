@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from l2l import initialisation
+from problems import sinusoid_training
 from problems import sinusoid
 
 
@@ -45,14 +45,14 @@ def test_module_and_functional_forward_agree():
 @pytest.mark.parametrize("algorithm, variant, outer_lr", [
     ("reptile", "seed", 0.1), ("reptile", "library", 0.1), ("maml", "library", 0.01)])
 def test_short_meta_training_improves_few_shot_error(algorithm, variant, outer_lr, tmp_path):
-  result = initialisation.train_sinusoid(algorithm, 3000, 2, 5, 0.02, outer_lr, seed=0,
+  result = sinusoid_training.train_sinusoid(algorithm, 3000, 2, 5, 0.02, outer_lr, seed=0,
                                          logging_period=1000, variant=variant)
   assert result.iterations_per_second > 0 and result.start_iteration == 0
-  before = initialisation.evaluate_sinusoid(sinusoid.init_params(0), 30, [8], 0.02, seed=1)
-  after = initialisation.evaluate_sinusoid(result.params, 30, [8], 0.02, seed=1)
+  before = sinusoid_training.evaluate_sinusoid(sinusoid.init_params(0), 30, [8], 0.02, seed=1)
+  after = sinusoid_training.evaluate_sinusoid(result.params, 30, [8], 0.02, seed=1)
   assert after["mse"]["8"]["mean"] < 0.8 * before["mse"]["8"]["mean"]
-  initialisation.save(result.params, str(tmp_path), {"problem": "sinusoid", "algorithm": algorithm})
-  restored = initialisation.load_params(str(tmp_path))
+  sinusoid_training.save(result.params, str(tmp_path), {"problem": "sinusoid", "algorithm": algorithm})
+  restored = sinusoid_training.load_params(str(tmp_path))
   for a, b in zip(tf.nest.flatten(restored), tf.nest.flatten(result.params)):
     np.testing.assert_array_equal(a, b)
   assert json.loads((tmp_path / "config.json").read_text())["algorithm"] == algorithm
@@ -60,8 +60,8 @@ def test_short_meta_training_improves_few_shot_error(algorithm, variant, outer_l
 
 def test_one_seed_iteration_is_the_demos_interpolation():
   """One iteration against the demo's arithmetic written out in numpy (5 minibatch SGD steps)."""
-  tasks = initialisation.draw_tasks(seed=4, num_iterations=1, meta_batch_size=1)
-  result = initialisation.train_sinusoid("reptile", 1, 1, 5, 0.02, 0.1, seed=4, variant="seed")
+  tasks = sinusoid_training.draw_tasks(seed=4, num_iterations=1, meta_batch_size=1)
+  result = sinusoid_training.train_sinusoid("reptile", 1, 1, 5, 0.02, 0.1, seed=4, variant="seed")
   params = {k: {n: v.numpy().astype(np.float64) for n, v in layer.items()}
             for k, layer in sinusoid.init_params(4).items()}
   order, amplitude, phase = tasks["order"][0, 0], tasks["amplitude"][0, 0], tasks["phase"][0, 0]
@@ -90,8 +90,8 @@ def test_one_seed_iteration_is_the_demos_interpolation():
 def test_one_fomaml_iteration_takes_its_outer_gradient_on_unseen_points():
   """FOMAML adapts on the task's first 10 points (in drawn order) and steps along the adapted
   model's gradient on the next 10, computed here with a plain tape."""
-  tasks = initialisation.draw_tasks(seed=4, num_iterations=1, meta_batch_size=1)
-  result = initialisation.train_sinusoid("fomaml", 1, 1, 5, 0.02, 0.1, seed=4, variant="library")
+  tasks = sinusoid_training.draw_tasks(seed=4, num_iterations=1, meta_batch_size=1)
+  result = sinusoid_training.train_sinusoid("fomaml", 1, 1, 5, 0.02, 0.1, seed=4, variant="library")
   x = sinusoid.X_ALL[tasks["order"][0, 0]]
   y = tasks["amplitude"][0, 0] * np.sin(x + tasks["phase"][0, 0])
   theta = sinusoid.init_params(4)
@@ -114,34 +114,34 @@ def test_one_fomaml_iteration_takes_its_outer_gradient_on_unseen_points():
 
 
 def test_training_is_deterministic_and_rejects_bad_combinations():
-  runs = [initialisation.train_sinusoid("reptile", 300, 1, 5, 0.02, 0.1, seed=2,
+  runs = [sinusoid_training.train_sinusoid("reptile", 300, 1, 5, 0.02, 0.1, seed=2,
                                         logging_period=period) for period in (300, 70)]
   for a, b in zip(tf.nest.flatten(runs[0].params), tf.nest.flatten(runs[1].params)):
     np.testing.assert_array_equal(a, b)  # Also independent of how the loop is chunked.
   with pytest.raises(ValueError, match="variant='seed' is the Reptile demo's algorithm"):
-    initialisation.train_sinusoid("maml", 10, 1, 5, 0.02, 0.1, seed=0, variant="seed")
+    sinusoid_training.train_sinusoid("maml", 10, 1, 5, 0.02, 0.1, seed=0, variant="seed")
   with pytest.raises(ValueError, match="need a save_path"):
-    initialisation.train_sinusoid("reptile", 10, 1, 5, 0.02, 0.1, seed=0, resume=True)
+    sinusoid_training.train_sinusoid("reptile", 10, 1, 5, 0.02, 0.1, seed=0, resume=True)
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"No saved sinusoid model at .*config.json"):
-    initialisation.load_params(str(tmp_path / "nothing"))
+    sinusoid_training.load_params(str(tmp_path / "nothing"))
 
 
 def test_divergence_stops_with_a_clear_message():
   with pytest.raises(FloatingPointError, match="meta-training diverged"):
-    initialisation.train_sinusoid("fomaml", 50, 1, 5, 0.02, 1e4, seed=0, variant="library")
+    sinusoid_training.train_sinusoid("fomaml", 50, 1, 5, 0.02, 1e4, seed=0, variant="library")
 
 
 def test_adapted_predictions_give_the_evaluated_errors():
   params = sinusoid.init_params(0)
-  task = initialisation.held_out_tasks(1, seed=5)
-  predictions = initialisation.adapted_predictions(params, task["x_train"][0], task["y_train"][0],
+  task = sinusoid_training.held_out_tasks(1, seed=5)
+  predictions = sinusoid_training.adapted_predictions(params, task["x_train"][0], task["y_train"][0],
                                                    8, 0.02)
   assert predictions.shape == (9, 50, 1)
   mse = np.mean(np.square(predictions - task["y_all"][0]), axis=(1, 2))
-  result = initialisation.evaluate_sinusoid(params, 1, [0, 8], 0.02, seed=5)
+  result = sinusoid_training.evaluate_sinusoid(params, 1, [0, 8], 0.02, seed=5)
   np.testing.assert_allclose([result["mse"]["0"]["mean"], result["mse"]["8"]["mean"]],
                              mse[[0, 8]], rtol=1e-6)
 
@@ -150,7 +150,7 @@ def test_adaptation_problem_is_the_sum_of_per_task_costs_and_redraws_tasks():
   from l2l import variables as variables_lib
 
   params = sinusoid.init_params(0)
-  tasks = initialisation.held_out_tasks(3, 1)
+  tasks = sinusoid_training.held_out_tasks(3, 1)
   fixed = sinusoid.adaptation_problem(params, 3, {k: tasks[k] for k in ("amplitude", "phase",
                                                                       "index")})
   expected = sum(float(sinusoid.mse_cost({"x": tasks["x_train"][i], "y": tasks["y_train"][i]},

@@ -10,6 +10,8 @@ from l2l import evaluation
 from l2l import training
 from problems import quadratic
 
+QUADRATIC = problems.get_config("quadratic")
+
 
 def _nan_after(steps: int):
   """A problem whose loss turns NaN once x has taken ``steps`` optimizer steps (x counts them)."""
@@ -54,20 +56,19 @@ def test_clip_norm_bounds_the_meta_gradient():
     l2l.MetaOptimizer().meta_minimize(quadratic.simple(), 2, clip_norm=0.0)
 
 
-def test_meta_train_stops_after_too_many_non_finite_steps(monkeypatch, tmp_path):
-  monkeypatch.setitem(problems._CONFIGS, "nan", lambda mode, data_dir: problems.ProblemConfig(
-      lambda: tf.square(tf.Variable(1.0, name="x")) * np.nan, "original"))
+def test_meta_train_stops_after_too_many_non_finite_steps(tmp_path):
+  config = training.ProblemConfig(lambda: tf.square(tf.Variable(1.0, name="x")) * np.nan,
+                                  "original")
   with pytest.raises(FloatingPointError, match="3 non-finite meta-steps in a row"):
-    training.meta_train("nan", 10, num_steps=4, unroll_length=2, save_path=str(tmp_path),
+    training.meta_train(config, 10, num_steps=4, unroll_length=2, save_path=str(tmp_path),
                         max_nonfinite=3, checkpoint_every=1)
   assert not (tmp_path / "nets.index").exists()  # Nothing NaN (or at all) saved as the best.
 
 
-def test_meta_train_skips_a_diverging_problem_and_goes_on(monkeypatch):
+def test_meta_train_skips_a_diverging_problem_and_goes_on():
   """A problem that turns NaN mid-epoch: that unroll is skipped, the next epochs train normally."""
-  monkeypatch.setitem(problems._CONFIGS, "late-nan", lambda mode, data_dir: problems.ProblemConfig(
-      _nan_after(3), "quadratic"))
-  result = training.meta_train("late-nan", 3, num_steps=20, unroll_length=5, logging_period=1,
+  config = training.ProblemConfig(_nan_after(3), "quadratic")
+  result = training.meta_train(config, 3, num_steps=20, unroll_length=5, logging_period=1,
                                evaluation_period=100, learning_rate=0.001)
   assert result.skipped_updates >= 1
   assert all(np.isfinite(v.numpy()).all() for v in result.optimizer.variables)
@@ -76,18 +77,18 @@ def test_meta_train_skips_a_diverging_problem_and_goes_on(monkeypatch):
 def test_resume_rejects_a_mismatched_checkpoint(tmp_path):
   kwargs = dict(num_steps=4, unroll_length=2, evaluation_period=100, save_path=str(tmp_path),
                 checkpoint_every=1)
-  training.meta_train("quadratic", 1, **kwargs)
+  training.meta_train(QUADRATIC, 1, **kwargs)
   with pytest.raises(ValueError, match="does not match this configuration .*preset 'quadratic'"):
-    training.meta_train("quadratic", 2, resume=True, preset="quadratic", **{
+    training.meta_train(QUADRATIC, 2, resume=True, preset="quadratic", **{
         **kwargs, "evaluation_period": 100})
   with pytest.raises(FileNotFoundError, match="resume: no checkpoint under"):
-    training.meta_train("quadratic", 2, **{**kwargs, "save_path": str(tmp_path / "empty")},
+    training.meta_train(QUADRATIC, 2, **{**kwargs, "save_path": str(tmp_path / "empty")},
                         resume=True)
 
 
 def test_smoke_meta_training_on_the_quadratic_beats_tuned_adam():
   """The short version of bench/quadratic_quality.py: 50 epochs (≈ 10 s) instead of 300."""
-  result = training.meta_train("quadratic", num_epochs=50, learning_rate=0.01,
+  result = training.meta_train(QUADRATIC, num_epochs=50, learning_rate=0.01,
                                evaluation_period=25, evaluation_epochs=5, logging_period=25)
   first, last = (entry["meta_loss"] for entry in result.history)
   assert last < 0.8 * first
@@ -98,8 +99,8 @@ def test_smoke_meta_training_on_the_quadratic_beats_tuned_adam():
 def test_smoke_nn_adam_meta_training_on_mnist_beats_the_adam_it_starts_from():
   """The short version of bench/fast_optimizer.py: 20 epochs (≈ 15 s) instead of 300. NN-Adam
   starts as Adam 0.03 (tuned for this problem); after meta-training it does better."""
-  result = training.meta_train("mnist", num_epochs=20, learning_rate=0.001, preset="nnadam",
-                               unroll_length=100, second_derivatives=True, clip_norm=10.0,
+  result = training.meta_train(problems.get_config("mnist"), num_epochs=20, learning_rate=0.001,
+                               preset="nnadam", unroll_length=100, second_derivatives=True, clip_norm=10.0,
                                evaluation_period=10**6, logging_period=10**6)
   learned, adam = _against_adam(result.optimizer, "mnist", 100, 0.03)
   assert learned < adam - 0.04
@@ -117,9 +118,8 @@ def _against_adam(optimizer, problem: str, unroll: int, adam_lr: float) -> tuple
 
 def test_short_mnist_meta_training_leaves_the_initial_loss():
   """20 epochs of the paper preset on the embedded MNIST subset: validation loss falls from log 10."""
-  from l2l import training
-  result = training.meta_train("mnist", 20, num_steps=40, unroll_length=20, learning_rate=0.01,
-                               preset="paper", evaluation_period=20, evaluation_epochs=3,
+  result = training.meta_train(problems.get_config("mnist"), 20, num_steps=40, unroll_length=20,
+                               learning_rate=0.01, preset="paper", evaluation_period=20, evaluation_epochs=3,
                                logging_period=5)
   initial = np.log10(np.log(10))  # Cross-entropy of the untrained MLP: log(10) = 2.30.
   finals = [h["log10_final_loss"] for h in result.history]
