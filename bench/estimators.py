@@ -39,7 +39,7 @@ from l2l import estimators  # noqa: E402
 from l2l import meta  # noqa: E402
 from l2l import outer  # noqa: E402
 from l2l import tasks  # noqa: E402
-from l2l import unroll  # noqa: E402
+from l2l import routing  # noqa: E402
 from problems import families  # noqa: E402
 
 NUM_TASKS, TRUNCATION, HORIZON, SIGMA, LR, BATCH = 8, 20, 200, 0.01, 1e-4, 128
@@ -57,7 +57,7 @@ def library_run(estimator: str = "pes", truncation: int = TRUNCATION, jit: bool 
   optimizer = meta.MetaOptimizer.from_preset("original")
   config = estimators.EstimatorConfig(estimator, NUM_TASKS, 1, SIGMA, truncation,
                                       tasks.ConstantHorizon(HORIZON))
-  groups = unroll.NetGroups(optimizer.nets, [("coordinatewise", [0, 1, 2, 3])])
+  groups = routing.NetGroups(optimizer.nets, [("coordinatewise", [0, 1, 2, 3])])
   groups.build(mlp.param_shapes())
   learner = outer.OuterLearner(groups.theta(), LR)
   run = estimators.FamilyEstimate(mlp, optimizer.nets, None, config, learner, tasks.as_seed(1),

@@ -41,7 +41,7 @@ def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimize
   """``run() -> [num_tasks]`` final losses of fixed tasks trained ``num_steps`` steps by the
   optimizer's current weights."""
   groups = routing.assign_nets(family.param_names(), list(optimizer.nets), net_assignments)
-  net_groups = unroll_lib.NetGroups(optimizer.nets, groups)
+  net_groups = routing.NetGroups(optimizer.nets, groups)
   run_unroll = unroll_lib.Unroll(family, net_groups, tasks_lib.ConstantHorizon(num_steps + 1),
                                  num_tasks)
   start = run_unroll.init(seed)
@@ -84,7 +84,7 @@ def meta_train_families(
   runs, learner = [], None
   for index, family in enumerate(families):
     if learner is None:  # The nets are built by the first family's routing.
-      probe = unroll_lib.NetGroups(optimizer.nets, routing.assign_nets(
+      probe = routing.NetGroups(optimizer.nets, routing.assign_nets(
           family.param_names(), list(optimizer.nets), net_assignments))
       probe.build(family.param_shapes())
       learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm,

@@ -14,7 +14,7 @@ the loss of the train step is picked up on its way through ``scale_loss``.
 """
 
 import json
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import keras
 import sonnet as snt
@@ -22,38 +22,9 @@ import tensorflow as tf
 
 from l2l import meta
 from l2l import networks
+from l2l import routing
 
-NetFor = Callable[[tf.Variable], str]
-
-
-def _net_chooser(nets: Mapping[str, networks.Network], net_for: NetFor | None) -> NetFor:
-  """``net_for`` (or the only net's key), checked to name one of ``nets``."""
-  if net_for is None:
-    if len(nets) != 1:
-      raise ValueError(f"The optimizer has {len(nets)} nets {sorted(nets)}; pass net_for=lambda "
-                       "variable: key to say which net updates which variable.")
-    only = next(iter(nets))
-    net_for = lambda variable: only
-
-  def choose(variable: tf.Variable) -> str:
-    key = net_for(variable)
-    if key not in nets:
-      raise ValueError(f"net_for({variable.name}) returned {key!r}; the nets are {sorted(nets)}.")
-    return key
-
-  return choose
-
-
-def _state_variables(state: networks.State, name: str):
-  return tf.nest.map_structure(lambda s: tf.Variable(s, trainable=False, name=name), state)
-
-
-def _group_by_net(variables: Sequence[tf.Variable], net_for: NetFor) -> list[tuple[str, list[int]]]:
-  """``[(net key, indices of its variables)]``: every net is called once per step for its group."""
-  groups: dict[str, list[int]] = {}
-  for i, variable in enumerate(variables):
-    groups.setdefault(net_for(variable), []).append(i)
-  return list(groups.items())
+NetFor = routing.NetFor
 
 
 class LearnedOptimizer(snt.Optimizer):
@@ -69,12 +40,12 @@ class LearnedOptimizer(snt.Optimizer):
     """
     super().__init__(name=name)
     self.nets = dict(nets)
-    self._net_for = _net_chooser(self.nets, net_for)
+    self._net_for = routing.net_chooser(self.nets, net_for)
     self._source = _source
     # The variables of the first apply, in order (ids: Keras variables have no ref()).
     self._parameter_ids: list[int] = []
     self._parameter_names: list[str] = []
-    self.groups: list[tuple[str, list[int]]] = []  # (net key, parameter indices).
+    self._groups: routing.NetGroups | None = None
     self.states: list[networks.State] = []  # Per group: state variables, [hidden, rows] each.
     self._initial_states: list[networks.State] = []
 
@@ -94,12 +65,13 @@ class LearnedOptimizer(snt.Optimizer):
   def _initialize(self, parameters: Sequence[tf.Variable]):
     self._parameter_ids = [id(p) for p in parameters]
     self._parameter_names = [p.name for p in parameters]
-    self.groups = _group_by_net(parameters, self._net_for)
+    self._groups = routing.NetGroups(
+        self.nets, routing.groups_by_chooser(parameters, self._net_for))
     with tf.init_scope():  # Build the nets and the states eagerly, also when first called traced.
-      for key, indices in self.groups:
-        initial = networks.build_for(self.nets[key], [parameters[i].shape for i in indices])
-        self._initial_states.append(initial)
-        self.states.append(_state_variables(initial, f"state_{key}"))
+      self._initial_states = self._groups.build([p.shape for p in parameters])
+      self.states = [tf.nest.map_structure(
+          lambda s: tf.Variable(s, trainable=False, name=f"state_{key}"), initial)
+                     for (key, _), initial in zip(self._groups.groups, self._initial_states)]
       if self._source is not None:
         self._source.check_restored()
 
@@ -116,16 +88,14 @@ class LearnedOptimizer(snt.Optimizer):
                        "one (possibly None) update per parameter.")
     self._initialize(parameters)
     self._check_same_parameters(parameters)
-    for (key, indices), state in zip(self.groups, self.states):
-      gradients = [tf.zeros(parameters[i].shape) if updates[i] is None else updates[i]
-                   for i in indices]
-      steps, next_state = networks.net_updates(
-          self.nets[key], [tf.convert_to_tensor(parameters[i]) for i in indices], gradients, loss,
-          tf.nest.map_structure(lambda v: v.read_value(), state))
-      for i, step in zip(indices, steps):
-        if updates[i] is not None:
-          parameters[i].assign_add(tf.cast(step, parameters[i].dtype))
-      tf.nest.map_structure(lambda v, s: v.assign(s), state, next_state)
+    gradients = [tf.zeros(p.shape) if u is None else u for p, u in zip(parameters, updates)]
+    steps, next_states = self._groups.updates(
+        [tf.convert_to_tensor(p) for p in parameters], gradients, loss,
+        tf.nest.map_structure(lambda v: v.read_value(), self.states))
+    for parameter, update, step in zip(parameters, updates, steps):
+      if update is not None:
+        parameter.assign_add(tf.cast(step, parameter.dtype))
+    tf.nest.map_structure(lambda v, s: v.assign(s), self.states, next_states)
 
   def _check_same_parameters(self, parameters: Sequence[tf.Variable]) -> None:
     """The optimizer state belongs to the variables of the first call: refuse any others."""
@@ -169,7 +139,7 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     if all(isinstance(spec, Mapping) for spec in nets.values()):
       nets = meta.MetaOptimizer(**nets).nets
     self._nets = dict(nets)
-    self._net_for = _net_chooser(self._nets, net_for)
+    self._net_for = routing.net_chooser(self._nets, net_for)
     self._net_for_given = net_for is not None
     self._source = None
     self._loss = self.add_variable((), name="loss")  # The last train step's, for Celo-like nets.
@@ -226,17 +196,14 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     if self.built:
       return
     super().build(var_list)
-    self._groups = _group_by_net(var_list, self._net_for)
-    self._structures, self._states = [], []
+    self._groups = routing.NetGroups(self._nets,
+                                     routing.groups_by_chooser(var_list, self._net_for))
     with tf.init_scope():  # Keras may build inside its traced train step; nets are built eagerly.
-      for key, indices in self._groups:
-        initial = networks.build_for(self._nets[key], [var_list[i].shape for i in indices])
-        states = [self.add_variable(s.shape, name=f"state_{len(self._states)}_{j}")
-                  for j, s in enumerate(tf.nest.flatten(initial))]
-        for v, s in zip(states, tf.nest.flatten(initial)):
-          v.assign(s)
-        self._structures.append(initial)
-        self._states.append(states)
+      self._structure = self._groups.build([v.shape for v in var_list])
+      flat = tf.nest.flatten(self._structure)
+      self._states = [self.add_variable(s.shape, name=f"state_{j}") for j, s in enumerate(flat)]
+      for v, s in zip(self._states, flat):
+        v.assign(s)
       if self._source is not None:
         self._source.check_restored()
 
@@ -245,19 +212,19 @@ class KerasLearnedOptimizer(keras.optimizers.Optimizer):
     which would give a net that reads the loss or global statistics one step per variable)."""
     del learning_rate
     # Keras leaves out variables without a gradient: they get a zero gradient and no update.
-    given = {self._get_variable_index(v): (g, v) for g, v in zip(grads, trainable_variables)}
+    given = {self._get_variable_index(v): g for g, v in zip(grads, trainable_variables)}
     variables = self._trainable_variables
-    for (key, indices), structure, states in zip(self._groups, self._structures, self._states):
-      state = tf.nest.pack_sequence_as(structure, [tf.convert_to_tensor(v) for v in states])
-      steps, next_state = networks.net_updates(
-          self._nets[key], [tf.convert_to_tensor(variables[i]) for i in indices],
-          [given[i][0] if i in given else tf.zeros(variables[i].shape) for i in indices],
-          tf.convert_to_tensor(self._loss), state)
-      for i, step in zip(indices, steps):
-        if i in given:
-          self.assign_add(variables[i], tf.cast(step, variables[i].dtype))
-      for v, s in zip(states, tf.nest.flatten(next_state)):
-        self.assign(v, s)
+    state = tf.nest.pack_sequence_as(self._structure,
+                                     [tf.convert_to_tensor(v) for v in self._states])
+    steps, next_state = self._groups.updates(
+        [tf.convert_to_tensor(v) for v in variables],
+        [given.get(i, tf.zeros(v.shape)) for i, v in enumerate(variables)],
+        tf.convert_to_tensor(self._loss), state)
+    for i, (variable, step) in enumerate(zip(variables, steps)):
+      if i in given:
+        self.assign_add(variable, tf.cast(step, variable.dtype))
+    for v, s in zip(self._states, tf.nest.flatten(next_state)):
+      self.assign(v, s)
 
   def update_step(self, gradient, variable, learning_rate):
     raise NotImplementedError("KerasLearnedOptimizer updates all variables of a net together "

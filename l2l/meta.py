@@ -48,7 +48,6 @@ from l2l import outer
 from l2l import pretrained
 from l2l import routing
 from l2l import tasks
-from l2l import unroll
 from l2l import variables as variables_lib
 
 NetConfig = dict[str, dict[str, Any]]
@@ -119,7 +118,6 @@ class _Unroll(tf.Module):
     self._make_loss = make_loss
     self._len_unroll = len_unroll
     self._second_derivatives = second_derivatives
-    self._nets = nets
     self._record = variables_lib.record_variables(make_loss)
     trainable = self._record.trainable
     if not trainable:
@@ -127,21 +125,18 @@ class _Unroll(tf.Module):
                        + variables_lib.OUTSIDE_HINT)
     names = (self._record.trainable_names() if net_assignments is not None
              else [v.name for v in trainable])
-    self._subsets = routing.assign_nets(names, list(nets), net_assignments)
+    self._groups = routing.NetGroups(nets, routing.assign_nets(names, list(nets),
+                                                               net_assignments))
     self.x = [tf.Variable(v, trainable=False, name="x") for v in trainable]
     self._x_next = [tf.Variable(v, trainable=False, name="x_next") for v in trainable]
     self.fx = tf.Variable(0.0, trainable=False, name="fx")
     self.fx_history = tf.Variable(tf.zeros([len_unroll + 1]), trainable=False, name="fx_history")
-    self._initial_states, self._states, self._states_next = [], [], []
-    for key, indices in self._subsets:
-      net = nets[key]
-      # Builds the net's variables eagerly, before any tracing.
-      initial = networks.build_for(net, [trainable[i].shape for i in indices])
-      self._initial_states.append(initial)
-      self._states.append(tf.nest.map_structure(
-          lambda s: tf.Variable(s, trainable=False, name="state"), initial))
-      self._states_next.append(tf.nest.map_structure(
-          lambda s: tf.Variable(s, trainable=False, name="state_next"), initial))
+    # Builds the nets' variables eagerly, before any tracing.
+    self._initial_states = self._groups.build([v.shape for v in trainable])
+    self._states = tf.nest.map_structure(
+        lambda s: tf.Variable(s, trainable=False, name="state"), self._initial_states)
+    self._states_next = tf.nest.map_structure(
+        lambda s: tf.Variable(s, trainable=False, name="state_next"), self._initial_states)
 
   def _fx(self, x: Sequence[tf.Tensor]) -> tf.Tensor:
     return tf.cast(variables_lib.loss_with_custom_variables(self._make_loss, self._record, x),
@@ -157,13 +152,8 @@ class _Unroll(tf.Module):
     if not self._second_derivatives:
       grads = [tf.stop_gradient(g) for g in grads]
       loss_input = tf.stop_gradient(fx)
-    x_next, states_next = list(x), []
-    for (key, indices), state in zip(self._subsets, states):
-      updates, state = networks.net_updates(self._nets[key], [x[i] for i in indices],
-                                            [grads[i] for i in indices], loss_input, state)
-      for i, update in zip(indices, updates):
-        x_next[i] = x[i] + tf.cast(update, x[i].dtype)
-      states_next.append(state)
+    updates, states_next = self._groups.updates(x, grads, loss_input, states)
+    x_next = [xi + tf.cast(u, xi.dtype) for xi, u in zip(x, updates)]
     return fx, x_next, states_next
 
   def loss(self) -> tf.Tensor:
@@ -324,7 +314,7 @@ class MetaOptimizer(snt.Module):
                                         tasks.ConstantHorizon(2**31 - 1))
     names = family.param_names() if net_assignments is not None else [
         f"param_{i}" for i in range(len(family.param_shapes()))]
-    groups = unroll.NetGroups(self.nets, routing.assign_nets(names, list(self.nets),
+    groups = routing.NetGroups(self.nets, routing.assign_nets(names, list(self.nets),
                                                              net_assignments))
     groups.build(family.param_shapes())
     self.check_restored()

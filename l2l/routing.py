@@ -1,8 +1,23 @@
-"""Which optimizer net updates which parameters."""
+"""Which optimizer net updates which parameters, and one step of all the nets.
 
-from typing import Sequence
+Parameters are routed to nets in one of two ways, both giving ``groups``, ``[(net key, [parameter
+indices])]``: by the original's ``net_assignments``, ``[(net key, [variable names])]``
+(``assign_nets``), or by a function from a variable to its net's key (``groups_by_chooser``).
+``NetGroups`` then runs every net once per step on all of its parameters: for the MetaOptimizer's
+unroll, the deployed ``LearnedOptimizer`` / ``KerasLearnedOptimizer``, and the batched unroll of
+meta-training over task families.
+"""
+
+from typing import Any, Callable, Mapping, Sequence
+
+import tensorflow as tf
+
+from l2l import networks
+from l2l.nets.base import TensorNetwork
 
 NetAssignments = Sequence[tuple[str, Sequence[str]]]
+NetFor = Callable[[tf.Variable], str]
+Groups = list[tuple[str, list[int]]]
 
 
 def assign_nets(names: list[str], net_keys: Sequence[str],
@@ -33,3 +48,101 @@ def assign_nets(names: list[str], net_keys: Sequence[str],
   if missing:
     raise ValueError(f"Variables {missing} are not assigned to any net in net_assignments.")
   return subsets
+
+
+def net_chooser(nets: Mapping[str, Any], net_for: NetFor | None) -> NetFor:
+  """``net_for`` (or the only net's key), checked to name one of ``nets``."""
+  if net_for is None:
+    if len(nets) != 1:
+      raise ValueError(f"The optimizer has {len(nets)} nets {sorted(nets)}; pass net_for=lambda "
+                       "variable: key to say which net updates which variable.")
+    only = next(iter(nets))
+    net_for = lambda variable: only
+
+  def choose(variable: tf.Variable) -> str:
+    key = net_for(variable)
+    if key not in nets:
+      raise ValueError(f"net_for({variable.name}) returned {key!r}; the nets are {sorted(nets)}.")
+    return key
+
+  return choose
+
+
+def groups_by_chooser(variables: Sequence[tf.Variable], net_for: NetFor) -> Groups:
+  """``[(net key, indices of its variables)]`` from a function variable -> net key."""
+  groups: dict[str, list[int]] = {}
+  for i, variable in enumerate(variables):
+    groups.setdefault(net_for(variable), []).append(i)
+  return list(groups.items())
+
+
+class NetGroups:
+  """The learned optimizer's step over all its nets: every net called once for its group.
+
+  Pure in the nets' weights where asked (``theta``: every net's weights, nets in key order, as
+  ``theta()`` lists them; with a leading problem axis when each problem has its own copy), so the
+  same step serves the unrolls that are differentiated, perturbed or batched.
+  """
+
+  def __init__(self, nets: Mapping[str, networks.Network], groups: Sequence[tuple[str, list[int]]]):
+    self.nets, self.groups = dict(nets), [(key, list(indices)) for key, indices in groups]
+    self._keys = sorted({key for key, _ in self.groups})
+
+  def build(self, shapes: Sequence[Sequence[int]]) -> list[Any]:
+    """Creates the nets' weights for parameters of ``shapes``; each group's initial state."""
+    return [networks.build_for(self.nets[key], [shapes[i] for i in indices])
+            for key, indices in self.groups]
+
+  def theta(self) -> list[tf.Variable]:
+    """Every net's weights, nets in key order."""
+    return [w for key in self._keys for w in self.nets[key].weight_list()]
+
+  def _split(self, theta: Sequence[tf.Tensor]) -> dict[str, list[tf.Tensor]]:
+    out, start = {}, 0
+    for key in self._keys:
+      count = len(self.nets[key].weight_list())
+      out[key] = list(theta[start:start + count])
+      start += count
+    return out
+
+  def batched_initial_state(self, shapes: Sequence[Sequence[int]], num_problems: int
+                            ) -> list[Any]:
+    """Per group, the state for ``num_problems`` problems (leading axis)."""
+    states = []
+    for key, indices in self.groups:
+      net = self.nets[key]
+      rows = sum(int(net.to_rows(tf.zeros(shapes[i])).shape[0]) for i in indices)
+      states.append(tf.nest.map_structure(
+          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank),
+          net.initial_state(rows)))
+    return states
+
+  def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor],
+              loss: tf.Tensor | None, state: Sequence[Any],
+              theta: Sequence[tf.Tensor] | None = None, batch_dims: int = 0
+              ) -> tuple[list[tf.Tensor], list[Any]]:
+    """One step: the float32 update of every parameter (to add to it) and the next states.
+
+    ``theta`` None: the nets' own weights. ``batch_dims`` 1: a leading problem axis on params,
+    grads and state (row nets only).
+    """
+    by_net = self._split(theta) if theta is not None else {}
+    out, next_states = [None] * len(params), []
+    for (key, indices), group_state in zip(self.groups, state):
+      net = self.nets[key]
+      if isinstance(net, TensorNetwork):
+        if batch_dims or theta is not None:
+          raise ValueError(f"Net {key!r} ({type(net).__name__}) updates whole tensors with its "
+                           "own weights: it cannot run batched or at given weights (meta-training "
+                           "over task families takes row nets).")
+        steps, group_state = networks.net_updates(net, [params[i] for i in indices],
+                                                  [grads[i] for i in indices], loss, group_state)
+      else:
+        group_grads = [tf.reshape(tf.convert_to_tensor(grads[i]), params[i].shape)
+                       for i in indices]
+        steps, group_state = networks.group_updates(net, group_grads, group_state,
+                                                    by_net.get(key), batch_dims)
+      for i, step in zip(indices, steps):
+        out[i] = step
+      next_states.append(group_state)
+    return out, next_states

@@ -16,65 +16,9 @@ from typing import Any, NamedTuple, Sequence
 
 import tensorflow as tf
 
-from l2l import networks
 from l2l import tasks as tasks_lib
 from l2l.nets.base import TensorNetwork
-
-
-class NetGroups:
-  """The learned optimizer as a pure function of its weights: nets, and which parameters each
-  optimizes (``groups``: ``[(net key, [parameter indices])]``, every parameter exactly once)."""
-
-  def __init__(self, nets: dict[str, networks.Network], groups: Sequence[tuple[str, list[int]]]):
-    for key, _ in groups:
-      if isinstance(nets[key], TensorNetwork):
-        raise ValueError(f"Net {key!r} ({type(nets[key]).__name__}) updates whole tensors; "
-                         "meta-training over task families supports row nets "
-                         f"({', '.join(sorted(networks.NETS))} except Celo).")
-    self.nets, self.groups = nets, [(key, list(indices)) for key, indices in groups]
-    self._keys = sorted({key for key, _ in self.groups})
-
-  def build(self, shapes: Sequence[Sequence[int]]) -> None:
-    """Creates the nets' weights for parameters of ``shapes``."""
-    for key, indices in self.groups:
-      networks.build_for(self.nets[key], [shapes[i] for i in indices])
-
-  def theta(self) -> list[tf.Variable]:
-    """Every net's weights, nets in key order; what ``update`` takes as ``theta``."""
-    return [w for key in self._keys for w in self.nets[key].weight_list()]
-
-  def _split(self, theta: Sequence[tf.Tensor]) -> dict[str, list[tf.Tensor]]:
-    out, start = {}, 0
-    for key in self._keys:
-      count = len(self.nets[key].weight_list())
-      out[key] = list(theta[start:start + count])
-      start += count
-    return out
-
-  def initial_state(self, shapes: Sequence[Sequence[int]], num_problems: int) -> list[Any]:
-    """Per group, the nets' state for ``num_problems`` problems (leading axis)."""
-    states = []
-    for key, indices in self.groups:
-      net = self.nets[key]
-      rows = sum(int(net.to_rows(tf.zeros(shapes[i])).shape[0]) for i in indices)
-      states.append(tf.nest.map_structure(
-          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank),
-          net.initial_state(rows)))
-    return states
-
-  def update(self, theta: Sequence[tf.Tensor], params: Sequence[tf.Tensor],
-             grads: Sequence[tf.Tensor], state: list[Any]) -> tuple[list[tf.Tensor], list[Any]]:
-    """One step for a batch of problems (leading axis on params, grads, state; on theta too when
-    each problem has its own weights): (next params, next state)."""
-    by_net = self._split(theta)
-    params_next, state_next = list(params), []
-    for (key, indices), group_state in zip(self.groups, state):
-      updates, group_state = networks.group_updates(
-          self.nets[key], [grads[i] for i in indices], group_state, by_net[key], batch_dims=1)
-      for i, update in zip(indices, updates):
-        params_next[i] = params[i] + tf.cast(update, params[i].dtype)
-      state_next.append(group_state)
-    return params_next, state_next
+from l2l.routing import NetGroups
 
 
 class TaskState(NamedTuple):
@@ -111,6 +55,10 @@ class Unroll:
       second_derivatives: let a meta-gradient flow through the inner gradients (the paper and
         ES / PES do without).
     """
+    for key, _ in optimizer.groups:
+      if isinstance(optimizer.nets[key], TensorNetwork):
+        raise ValueError(f"Net {key!r} ({type(optimizer.nets[key]).__name__}) updates whole "
+                         "tensors; meta-training over task families takes row nets.")
     if num_tasks < 1 or copies < 1:
       raise ValueError(f"num_tasks and copies must be positive, got {num_tasks} and {copies}.")
     self.family, self.optimizer, self.horizon = family, optimizer, horizon
@@ -142,7 +90,7 @@ class Unroll:
     seed = tasks_lib.as_seed(seed)
     draws = tf.zeros([self.num_problems], tf.int32)
     config, params, task_seeds, horizon = self._draw(seed, self._slots(), draws)
-    return TaskState(params, self.optimizer.initial_state(self.shapes, self.num_problems), config,
+    return TaskState(params, self.optimizer.batched_initial_state(self.shapes, self.num_problems), config,
                      task_seeds, tf.zeros([self.num_problems], tf.int32), horizon, draws)
 
   def losses_and_grads(self, state: TaskState) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -172,7 +120,7 @@ class Unroll:
     def replace(state):
       draws = state.draws + tf.cast(done, tf.int32)
       config, params, task_seeds, horizon = self._draw(seed, self._slots(), draws)
-      fresh_opt = self.optimizer.initial_state(self.shapes, self.num_problems)
+      fresh_opt = self.optimizer.batched_initial_state(self.shapes, self.num_problems)
 
       def pick(new, old):
         mask = tf.reshape(done, [-1] + [1] * (old.shape.rank - 1))
@@ -197,7 +145,9 @@ class Unroll:
 
     def body(t, state, total, reset, last):
       losses, grads = self.losses_and_grads(state)
-      params, opt_state = self.optimizer.update(theta, state.params, grads, state.opt_state)
+      updates, opt_state = self.optimizer.updates(state.params, grads, losses, state.opt_state,
+                                                  theta, batch_dims=1)
+      params = [p + tf.cast(u, p.dtype) for p, u in zip(state.params, updates)]
       state = state._replace(params=params, opt_state=opt_state, step=state.step + 1)
       state, done = self._reset_finished(seed, state, losses)
       return t + 1, state, total + losses, reset | done, losses

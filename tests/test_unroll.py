@@ -8,6 +8,7 @@ from l2l import estimators
 from l2l import meta
 from l2l import networks
 from l2l import tasks
+from l2l import routing
 from l2l import unroll as unroll_lib
 from problems import families
 from problems import quadratic
@@ -15,7 +16,7 @@ from problems import quadratic
 
 def _sgd_groups(learning_rate=0.01):
   nets = {"sgd": networks.Sgd(learning_rate)}
-  return unroll_lib.NetGroups(nets, [("sgd", [0])])
+  return routing.NetGroups(nets, [("sgd", [0])])
 
 
 def test_tasks_reset_at_their_own_horizons_with_fresh_seeds():
@@ -64,7 +65,7 @@ def test_one_task_unroll_gives_the_meta_optimizers_losses():
   ops.reset()
   ops.loss()
   family = tasks.from_make_loss(make_loss)
-  groups = unroll_lib.NetGroups(optimizer.nets, [("coordinatewise", [0])])
+  groups = routing.NetGroups(optimizer.nets, [("coordinatewise", [0])])
   unroll = unroll_lib.Unroll(family, groups, tasks.ConstantHorizon(100), 1)
   state = unroll.init(0)
   state = state._replace(params=[tf.stack([v]) for v in ops.x],
@@ -78,7 +79,7 @@ def test_tbptt_meta_gradient_matches_finite_differences():
   (the paper's choice) it misses their part, here about 4%."""
   family = families.Quadratic(batch_size=2, num_dims=3)
   nets = {"lstm": networks.factory("CoordinateWiseDeepLSTM", {"layers": (4,), "scale": 0.1})}
-  groups = unroll_lib.NetGroups(nets, [("lstm", [0])])
+  groups = routing.NetGroups(nets, [("lstm", [0])])
   unroll = unroll_lib.Unroll(family, groups, tasks.ConstantHorizon(100), 2,
                              second_derivatives=True)
   start = unroll.init(3)

@@ -53,7 +53,7 @@ class FamilyEstimate(tf.Module):
                learner: outer.OuterLearner, seed: tf.Tensor, jit_compile: bool):
     super().__init__(name=f"family_{family.name}")
     groups = routing.assign_nets(family.param_names(), list(nets), net_assignments)
-    self.groups = unroll_lib.NetGroups(nets, groups)
+    self.groups = routing.NetGroups(nets, groups)
     copies = 1 if config.estimator == "tbptt" else 2 * config.num_particles
     self.unroll = unroll_lib.Unroll(family, self.groups, config.horizon, config.num_tasks, copies)
     # Where replacement tasks are drawn from; a variable, so that ``restart`` reaches the traced
