@@ -125,8 +125,10 @@ def diagnose(config: problems.ProblemConfig) -> None:
 
 
 def evaluate_optimizer() -> None:
-  if FLAGS.num_steps % FLAGS.unroll_length:
-    raise app.UsageError("--num_steps must be a multiple of --unroll_length.")
+  try:
+    evaluation.check_unrolls(FLAGS.num_steps, FLAGS.unroll_length)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   if (FLAGS.optimizer == "L2L" or FLAGS.diagnose) and FLAGS.path is None:
     raise app.UsageError("--optimizer=L2L and --diagnose need --path, a directory written by "
                          "train.py.")

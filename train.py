@@ -23,6 +23,7 @@ from absl import app, flags
 
 import problems
 from l2l import estimators
+from l2l import evaluation
 from l2l import family_training
 from problems import sinusoid_training
 from l2l import meta
@@ -142,9 +143,10 @@ def train_sinusoid() -> None:
 
 
 def train_optimizer() -> None:
-  if FLAGS.num_steps % FLAGS.unroll_length:
-    raise app.UsageError(f"--num_steps must be a multiple of --unroll_length (got "
-                         f"{FLAGS.num_steps} and {FLAGS.unroll_length}).")
+  try:
+    evaluation.check_unrolls(FLAGS.num_steps, FLAGS.unroll_length)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   result = training.meta_train(
       problems.get_config(FLAGS.problem, "train", FLAGS.data_dir), FLAGS.num_epochs,
       FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate, FLAGS.second_derivatives,

@@ -25,6 +25,14 @@ BASELINES: dict[str, Callable[[float], snt.Optimizer]] = {
 OPTIMIZERS = ("L2L",) + tuple(BASELINES)
 
 
+def check_unrolls(num_steps: int, unroll_length: int) -> None:
+  """A run of ``num_steps`` steps is made of whole unrolls of ``unroll_length``: ValueError if
+  not (the CLIs report it as their flags)."""
+  if num_steps % unroll_length:
+    raise ValueError(f"--num_steps must be a multiple of --unroll_length (got {num_steps} and "
+                     f"{unroll_length}).")
+
+
 def learned_epoch_runner(optimizer: meta.MetaOptimizer, make_loss: Callable[[], tf.Tensor],
                          num_steps: int, unroll_length: int, net_assignments=None,
                          jit_compile: bool = True) -> Callable[[], np.ndarray]:
@@ -32,9 +40,7 @@ def learned_epoch_runner(optimizer: meta.MetaOptimizer, make_loss: Callable[[], 
 
   ``jit_compile`` compiles the unroll with XLA.
   """
-  if num_steps % unroll_length:
-    raise ValueError(f"num_steps ({num_steps}) must be a multiple of unroll_length "
-                     f"({unroll_length}).")
+  check_unrolls(num_steps, unroll_length)
   ops = optimizer.meta_loss(make_loss, unroll_length, net_assignments=net_assignments)
 
   @tf.function(jit_compile=jit_compile)

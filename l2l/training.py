@@ -114,9 +114,7 @@ def meta_train(config: ProblemConfig, num_epochs: int, num_steps: int = 100,
     resume: continue from the latest checkpoint under ``save_path``.
     max_nonfinite: consecutive non-finite meta-steps after which training stops.
   """
-  if num_steps % unroll_length:
-    raise ValueError(f"num_steps ({num_steps}) must be a multiple of unroll_length "
-                     f"({unroll_length}).")
+  evaluation.check_unrolls(num_steps, unroll_length)
   if (checkpoint_every or resume) and not save_path:
     raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
   if max_nonfinite < 1:
