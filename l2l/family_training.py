@@ -44,6 +44,7 @@ def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimize
   net_groups = routing.NetGroups(optimizer.nets, groups)
   run_unroll = unroll_lib.Unroll(family, net_groups, tasks_lib.ConstantHorizon(num_steps + 1),
                                  num_tasks)
+  optimizer.check_restored()  # A loaded optimizer's weights, now that its nets are built.
   start = run_unroll.init(seed)
 
   @tf.function(jit_compile=jit_compile)
@@ -87,6 +88,7 @@ def meta_train_families(
       probe = routing.NetGroups(optimizer.nets, routing.assign_nets(
           family.param_names(), list(optimizer.nets), net_assignments))
       probe.build(family.param_shapes())
+      optimizer.check_restored()
       learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm,
                                    nonfinite)
     runs.append(FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,

@@ -4,6 +4,7 @@ and a short PES run that learns."""
 import signal
 
 import numpy as np
+import tensorflow as tf
 
 from l2l import estimators
 from l2l import family_training
@@ -66,3 +67,19 @@ def test_smoke_pes_on_quadratics_improves_the_lstm():
           tasks.as_seed(0), 2), True)()
   assert result.nonfinite == 0
   assert last < np.log10(np.mean(untrained)) - 0.3, (first, last)
+
+
+def test_validation_runs_a_loaded_optimizer_with_its_saved_weights(tmp_path):
+  family = families.Quadratic(batch_size=4, num_dims=3)
+  seed = tasks.as_seed(0)
+  tf.random.set_seed(1)
+  saved = meta.MetaOptimizer.from_preset("original")
+  expected = family_training.validation_runner(family, saved, None, 2, 10, seed, False)()
+  saved.save(str(tmp_path))
+  tf.random.set_seed(2)  # Other initial weights, which the loaded ones must replace.
+  loaded = meta.MetaOptimizer.load(str(tmp_path))
+  np.testing.assert_array_equal(
+      family_training.validation_runner(family, loaded, None, 2, 10, seed, False)(), expected)
+  other = family_training.validation_runner(
+      family, meta.MetaOptimizer.from_preset("original"), None, 2, 10, seed, False)()
+  assert np.abs(other - expected).max() > 1e-6
