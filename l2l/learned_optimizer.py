@@ -23,6 +23,7 @@ import tensorflow as tf
 from l2l import meta
 from l2l import networks
 from l2l import routing
+from l2l import variables as variables_lib
 
 NetFor = routing.NetFor
 
@@ -69,8 +70,7 @@ class LearnedOptimizer(snt.Optimizer):
         self.nets, routing.groups_by_chooser(parameters, self._net_for))
     with tf.init_scope():  # Build the nets and the states eagerly, also when first called traced.
       self._initial_states = self._groups.build([p.shape for p in parameters])
-      self.states = [tf.nest.map_structure(
-          lambda s: tf.Variable(s, trainable=False, name=f"state_{key}"), initial)
+      self.states = [variables_lib.state_variables(initial, f"state_{key}")
                      for (key, _), initial in zip(self._groups.groups, self._initial_states)]
       if self._source is not None:
         self._source.check_restored()

@@ -127,16 +127,14 @@ class _Unroll(tf.Module):
              else [v.name for v in trainable])
     self._groups = routing.NetGroups(nets, routing.assign_nets(names, list(nets),
                                                                net_assignments))
-    self.x = [tf.Variable(v, trainable=False, name="x") for v in trainable]
-    self._x_next = [tf.Variable(v, trainable=False, name="x_next") for v in trainable]
+    self.x = variables_lib.state_variables([v.read_value() for v in trainable], "x")
+    self._x_next = variables_lib.state_variables([v.read_value() for v in trainable], "x_next")
     self.fx = tf.Variable(0.0, trainable=False, name="fx")
     self.fx_history = tf.Variable(tf.zeros([len_unroll + 1]), trainable=False, name="fx_history")
     # Builds the nets' variables eagerly, before any tracing.
     self._initial_states = self._groups.build([v.shape for v in trainable])
-    self._states = tf.nest.map_structure(
-        lambda s: tf.Variable(s, trainable=False, name="state"), self._initial_states)
-    self._states_next = tf.nest.map_structure(
-        lambda s: tf.Variable(s, trainable=False, name="state_next"), self._initial_states)
+    self._states = variables_lib.state_variables(self._initial_states, "state")
+    self._states_next = variables_lib.state_variables(self._initial_states, "state_next")
 
   def _fx(self, x: Sequence[tf.Tensor]) -> tf.Tensor:
     return tf.cast(variables_lib.loss_with_custom_variables(self._make_loss, self._record, x),
@@ -324,9 +322,9 @@ class MetaOptimizer(snt.Module):
                                  nonfinite="skip")
     run = estimators.FamilyEstimate(family, self.nets, net_assignments, config, learner,
                                     tasks.as_seed(seed), jit_compile=False)
-    start = [tf.Variable(v, trainable=False, name="start") for v in run.state_variables]
+    start = variables_lib.state_variables([v.read_value() for v in run.state_variables], "start")
     fx = tf.Variable(0.0, trainable=False, name="fx")
-    x = [tf.Variable(v[0], trainable=False, name="x") for v in run.unroll_params()]
+    x = variables_lib.state_variables([v[0] for v in run.unroll_params()], "x")
     grad_norm = tf.Variable(0.0, trainable=False, name="grad_norm")
     applied = tf.Variable(True, trainable=False, name="applied")
     draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="draws")

@@ -163,6 +163,12 @@ def loss_with_custom_variables(make_loss: MakeLoss, record: VariableRecord,
   return loss
 
 
+def state_variables(structure: Any, name: str) -> Any:
+  """Non-trainable variables holding ``structure``'s tensors, nested alike: the state an optimizer
+  or an unroll carries between calls."""
+  return tf.nest.map_structure(lambda t: tf.Variable(t, trainable=False, name=name), structure)
+
+
 def fresh_values(make_loss: MakeLoss, record: VariableRecord) -> list[tf.Tensor]:
   """Re-runs ``make_loss`` and returns every recorded variable's fresh initial value, in creation
   order (a new random problem, drawn by the problem's own initialisers)."""

@@ -9,6 +9,7 @@ from l2l import outer
 from l2l import routing
 from l2l import tasks as tasks_lib
 from l2l import unroll as unroll_lib
+from l2l import variables as variables_lib
 from l2l.estimators.es import TruncatedES, Unroll
 from l2l.estimators.pes import PES
 from l2l.estimators.tbptt import TruncatedBPTT
@@ -68,8 +69,8 @@ class FamilyEstimate(tf.Module):
     self.estimator = make_estimator(config, unroll_fn)
     theta = self.groups.theta()
     initial = self.estimator.init_state(self.unroll.init(seed), theta)
-    self.state_variables = [tf.Variable(t, trainable=False, name="estimator_state")
-                            for t in tf.nest.flatten(initial)]
+    self.state_variables = variables_lib.state_variables(tf.nest.flatten(initial),
+                                                         "estimator_state")
     self._pack = lambda flat: tf.nest.pack_sequence_as(initial, flat)
     self._estimate = tf.function(self.estimator.estimate, jit_compile=jit_compile)
 
