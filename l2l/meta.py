@@ -70,6 +70,9 @@ PRESETS: dict[str, NetConfig] = {
     # Not from the paper: Adam with step size and momentum set by one small LSTM per net
     # (networks.NNAdam); about Adam's cost per step, for large models.
     "nnadam": {"nnadam": {"net": "NNAdam", "net_options": {"learning_rate": 0.03, "layers": [20]}}},
+    # Celo's architecture (l2l.nets.celo) with fresh weights, to meta-train (its published
+    # weights are the shipped optimizer "celo"); num_steps: the planned horizon.
+    "celo": {"celo": {"net": "Celo", "net_options": {"num_steps": 1000}}},
 }
 CHECKPOINT_PREFIX = "nets"
 

@@ -111,10 +111,13 @@ class NetGroups:
     states = []
     for key, indices in self.groups:
       net = self.nets[key]
-      rows = sum(int(net.to_rows(tf.zeros(shapes[i])).shape[0]) for i in indices)
+      if isinstance(net, TensorNetwork):
+        initial = net.initial_state([shapes[i] for i in indices])
+      else:
+        initial = net.initial_state(
+            sum(int(net.to_rows(tf.zeros(shapes[i])).shape[0]) for i in indices))
       states.append(tf.nest.map_structure(
-          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank),
-          net.initial_state(rows)))
+          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank), initial))
     return states
 
   def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor],
@@ -131,12 +134,9 @@ class NetGroups:
     for (key, indices), group_state in zip(self.groups, state):
       net = self.nets[key]
       if isinstance(net, TensorNetwork):
-        if batch_dims or theta is not None:
-          raise ValueError(f"Net {key!r} ({type(net).__name__}) updates whole tensors with its "
-                           "own weights: it cannot run batched or at given weights (meta-training "
-                           "over task families takes row nets).")
-        steps, group_state = networks.net_updates(net, [params[i] for i in indices],
-                                                  [grads[i] for i in indices], loss, group_state)
+        steps, group_state = _tensor_net_updates(
+            net, [params[i] for i in indices], [grads[i] for i in indices], loss, group_state,
+            by_net.get(key), batch_dims)
       else:
         group_grads = [tf.reshape(tf.convert_to_tensor(grads[i]), params[i].shape)
                        for i in indices]
@@ -146,3 +146,29 @@ class NetGroups:
         out[i] = step
       next_states.append(group_state)
     return out, next_states
+
+
+def _tensor_net_updates(net: TensorNetwork, params: list[tf.Tensor], grads: list[tf.Tensor],
+                        loss: tf.Tensor | None, state: Any, theta: list[tf.Tensor] | None,
+                        batch_dims: int) -> tuple[list[tf.Tensor], Any]:
+  """A ``TensorNetwork``'s step; over a leading problem axis (``batch_dims`` 1) it is vectorised
+  with ``tf.vectorized_map``, as its per-tensor statistics are per problem. ``theta`` may carry
+  the problem axis too (one perturbed copy per problem)."""
+  if not batch_dims:
+    if theta is None:
+      return networks.net_updates(net, params, grads, loss, state)
+    grads = [tf.reshape(tf.convert_to_tensor(g), p.shape) for g, p in zip(grads, params)]
+    return net.apply(theta, params, grads, loss, state)
+  theta = list(net.weight_list()) if theta is None else list(theta)
+  own_copy = [t.shape.rank > w.shape.rank for t, w in zip(theta, net.weight_list())]
+  shared = [t for t, own in zip(theta, own_copy) if not own]
+
+  def one_problem(args):
+    mapped, params, grads, loss, state = args
+    shared_iter, mapped_iter = iter(shared), iter(mapped)
+    weights = [next(mapped_iter) if own else next(shared_iter) for own in own_copy]
+    return net.apply(weights, params, grads, loss, state)
+
+  mapped = [t for t, own in zip(theta, own_copy) if own]
+  return tf.vectorized_map(one_problem, (mapped, params, grads, loss, state),
+                           fallback_to_while_loop=True)

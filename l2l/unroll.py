@@ -17,7 +17,6 @@ from typing import Any, NamedTuple, Sequence
 import tensorflow as tf
 
 from l2l import tasks as tasks_lib
-from l2l.nets.base import TensorNetwork
 from l2l.routing import NetGroups
 
 
@@ -55,10 +54,6 @@ class Unroll:
       second_derivatives: let a meta-gradient flow through the inner gradients (the paper and
         ES / PES do without).
     """
-    for key, _ in optimizer.groups:
-      if isinstance(optimizer.nets[key], TensorNetwork):
-        raise ValueError(f"Net {key!r} ({type(optimizer.nets[key]).__name__}) updates whole "
-                         "tensors; meta-training over task families takes row nets.")
     if num_tasks < 1 or copies < 1:
       raise ValueError(f"num_tasks and copies must be positive, got {num_tasks} and {copies}.")
     self.family, self.optimizer, self.horizon = family, optimizer, horizon

@@ -11,8 +11,8 @@ so its gradient Σ_k ((k−1) A^(k−2) A' B + A^(k−1) B') needs only 1-D Gaus
 is unbiased for it; truncated ES only sees the last factor's dependence, Σ_k A^(k−1) B'.
 
 Measured (40 horizons × 500 pairs, σ = 0.1, step size 0.1): ES over whole 20-step unrolls
-−2.316 ± 0.025 (exact −2.3134); PES over 4 truncations of 5 −2.301 ± 0.019 (exact −2.3061);
-truncated ES −1.203 ± 0.009, which is what it estimates (−1.2042), not the gradient.
+−2.307 ± 0.024 (exact −2.3134); PES over 4 truncations of 5 −2.312 ± 0.020 (exact −2.3061);
+truncated ES −1.207 ± 0.010, which is what it estimates (−1.2042), not the gradient.
 """
 
 import numpy as np

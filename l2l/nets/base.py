@@ -21,7 +21,17 @@ class TensorNetwork(snt.Module):
     """The state before the first step, for tensors of ``shapes``."""
     raise NotImplementedError
 
+  def weight_list(self) -> list[tf.Variable]:
+    """The weights ``apply`` takes, in its order."""
+    return []
+
+  def apply(self, theta: Sequence[tf.Tensor], params: Sequence[tf.Tensor],
+            grads: Sequence[tf.Tensor], loss: tf.Tensor, state: State
+            ) -> tuple[list[tf.Tensor], State]:
+    """One step at weights ``theta``: the update to add to each tensor, and the next state."""
+    raise NotImplementedError
+
   def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor], loss: tf.Tensor,
               state: State) -> tuple[list[tf.Tensor], State]:
-    """One step: the update to add to each tensor, and the next state."""
-    raise NotImplementedError
+    """One step with the net's own weights."""
+    return self.apply(self.weight_list(), params, grads, loss, state)

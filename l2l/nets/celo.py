@@ -36,6 +36,10 @@ GRADIENT_CLIP = 1000.0
 STEP_MULT = 0.001  # Of the step, relative to the tensor's RMS.
 EXP_MULT = 0.001  # Of the magnitude output.
 RUNNING_MIN_START = 999999999999.0
+# The weights, in the order of ``Celo.weight_list`` (the scheduler LSTM's, then the MLP's).
+WEIGHT_NAMES = ("lstm_initial_h", "lstm_initial_c", "mix_w", "mix_b", "input_w", "input_b",
+                "lstm_w", "lstm_b", "rate_w", "rate_b", "mlp_w0", "mlp_b0", "mlp_w1", "mlp_b1",
+                "mlp_w2", "mlp_b2")
 
 
 def factored_dims(shape: Sequence[int]) -> tuple[int, int] | None:
@@ -105,14 +109,21 @@ class Celo(TensorNetwork):
     return {"step": tf.zeros([]), "lstm": (self.lstm_initial_h + 0.0, self.lstm_initial_c + 0.0),
             "loss_buffer": loss_buffer, "tensors": tuple(tensors)}
 
-  def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor], loss: tf.Tensor,
-              state: State) -> tuple[list[tf.Tensor], State]:
-    """One Celo step: the update to add to each tensor (``-Δ``), and the next state."""
+  def weight_list(self) -> list[tf.Variable]:
+    return [getattr(self, name) for name in WEIGHT_NAMES]
+
+  def apply(self, theta: Sequence[tf.Tensor], params: Sequence[tf.Tensor],
+            grads: Sequence[tf.Tensor], loss: tf.Tensor, state: State
+            ) -> tuple[list[tf.Tensor], State]:
+    """One Celo step at weights ``theta``: the update to add to each tensor (``-Δ``), and the
+    next state. (The LSTM's initial state is in ``state``, from the weights ``initial_state``
+    read: changing those two weights here has no effect.)"""
+    w = dict(zip(WEIGHT_NAMES, theta))
     loss_buffer, lstm_input = self._scheduler_input(loss, state)
-    rate, lstm = self._learning_rate_multiplier(lstm_input[None], state["lstm"])
+    rate, lstm = self._learning_rate_multiplier(w, lstm_input[None], state["lstm"])
     steps, tensors = [], []
     for p, g, accumulators in zip(params, grads, state["tensors"]):
-      step, accumulators = self._tensor_update(tf.cast(p, tf.float32), tf.cast(g, tf.float32),
+      step, accumulators = self._tensor_update(w, tf.cast(p, tf.float32), tf.cast(g, tf.float32),
                                                accumulators, rate)
       steps.append(step)
       tensors.append(accumulators)
@@ -145,19 +156,19 @@ class Celo(TensorNetwork):
     features = tf.where(count <= 2.0, tf.zeros_like(features), features)
     return (means, running_min, count), features
 
-  def _learning_rate_multiplier(self, lstm_input: tf.Tensor, lstm_state):
+  def _learning_rate_multiplier(self, w: dict, lstm_input: tf.Tensor, lstm_state):
     """The scheduler: the global learning-rate multiplier and the next LSTM state."""
     h, c = lstm_state
-    mixed = tf.nn.relu(lstm_input @ self.mix_w + self.mix_b)
-    z = lstm_input @ self.input_w + self.input_b + mixed
-    gates = tf.concat([z, h], 1) @ self.lstm_w + self.lstm_b
+    mixed = tf.nn.relu(lstm_input @ w["mix_w"] + w["mix_b"])
+    z = lstm_input @ w["input_w"] + w["input_b"] + mixed
+    gates = tf.concat([z, h], 1) @ w["lstm_w"] + w["lstm_b"]
     i, g, f, o = tf.split(gates, 4, 1)
     c = tf.sigmoid(f + 1.0) * c + tf.sigmoid(i) * tf.tanh(g)
     h = tf.sigmoid(o) * tf.tanh(c)
-    rate = 0.1 * tf.exp(h @ self.rate_w + self.rate_b)
+    rate = 0.1 * tf.exp(h @ w["rate_w"] + w["rate_b"])
     return tf.reshape(rate, []), (h, c)
 
-  def _tensor_update(self, p: tf.Tensor, g: tf.Tensor, accumulators, rate: tf.Tensor):
+  def _tensor_update(self, w: dict, p: tf.Tensor, g: tf.Tensor, accumulators, rate: tf.Tensor):
     shape = p.shape
     if shape.rank == 0:
       p, g = p[None], g[None]
@@ -183,7 +194,7 @@ class Celo(TensorNetwork):
       rsqrt_diagonal = tf.math.rsqrt(diagonal + 1e-8)
       hidden = _first_layer(per_coordinate + [
           scaled_g, g[..., None] * rsqrt_v, diagonal, diagonal, rsqrt_diagonal, rsqrt_diagonal,
-          momentum * tf.math.rsqrt(diagonal)], axes, self.mlp_w0)
+          momentum * tf.math.rsqrt(diagonal)], axes, w["mlp_w0"])
     else:
       d0, d1 = dims
       rows, cols = factored
@@ -197,7 +208,7 @@ class Celo(TensorNetwork):
       scale = tf.expand_dims(row_factor, d0) * tf.expand_dims(col_factor, d1)
       # Groups 9–12 are constant along d0 or d1: their part of the first layer is computed on the
       # accumulators and broadcast (the same numbers, as each value repeats equally often).
-      w0 = tf.split(self.mlp_w0, [15, 3, 3, 3, 3, 3], 0)
+      w0 = tf.split(w["mlp_w0"], [15, 3, 3, 3, 3, 3], 0)
       row_axes, col_axes = list(range(rows.shape.rank - 1)), list(range(cols.shape.rank - 1))
       hidden = (_first_layer(per_coordinate + [g[..., None] * scale, g[..., None] * rsqrt_v,
                                                momentum * scale],
@@ -206,9 +217,9 @@ class Celo(TensorNetwork):
                                               tf.concat([w0[1], w0[3]], 0)), d0)
                 + tf.expand_dims(_first_layer([cols, tf.math.rsqrt(cols + 1e-8)], col_axes,
                                               tf.concat([w0[2], w0[4]], 0)), d1))
-    hidden = tf.nn.relu(hidden + self.mlp_b0)
-    hidden = tf.nn.relu(_dense(hidden, self.mlp_w1) + self.mlp_b1)
-    outputs = _dense(hidden, self.mlp_w2) + self.mlp_b2
+    hidden = tf.nn.relu(hidden + w["mlp_b0"])
+    hidden = tf.nn.relu(_dense(hidden, w["mlp_w1"]) + w["mlp_b1"])
+    outputs = _dense(hidden, w["mlp_w2"]) + w["mlp_b2"]
     direction, magnitude = outputs[..., 0], outputs[..., 1]
     param_scale = tf.sqrt(tf.reduce_mean(tf.square(p)) + 1e-9)
     step = -direction * param_scale * tf.exp(EXP_MULT * magnitude) * STEP_MULT * rate
