@@ -2,8 +2,8 @@
 
 Truncated BPTT (``tbptt``) differentiates through one truncation; antithetic ES over a truncation
 or a whole unroll (``es``) and persistent ES (``pes``) need only forward unrolls. Each wraps an
-``unroll(thetas, unroll_state) -> (losses, unroll_state, reset)``; ``num_copies`` says how many
-problems per task it runs (1 for TBPTT, 2 for the antithetic pairs).
+``unroll(thetas, unroll_state) -> (losses, unroll_state, reset)``: TBPTT runs every task once at
+theta, ES and PES the two halves of every antithetic pair (``family.py`` lays the problems out).
 """
 
 from l2l.estimators.es import EstimatorState, Unroll, antithetic_noise, es_gradient, perturb

@@ -62,7 +62,17 @@ def es_gradient(losses: tf.Tensor, directions: Sequence[tf.Tensor], sigma: float
           for d in directions]
 
 
-class TruncatedES:
+class Estimator:
+  """What every estimator has: ``init_state`` around the problems' initial unroll state."""
+
+  def init_state(self, unroll_state: Any, theta: Sequence[tf.Tensor] | None = None
+                 ) -> EstimatorState:
+    """The estimator's state around the initial unroll state (``theta``: for PES's shapes)."""
+    del theta
+    return EstimatorState(unroll_state)
+
+
+class TruncatedES(Estimator):
   """Antithetic ES on one truncation per call: ``estimate(theta, state, seed)``.
 
   With an ``unroll`` that resets every task at the end of each call, this is ES over whole
@@ -75,13 +85,6 @@ class TruncatedES:
       raise ValueError(f"ES needs num_pairs >= 1 and sigma > 0, got {num_pairs} and {sigma}.")
     self.unroll, self.num_pairs, self.sigma = unroll, num_pairs, sigma
 
-  num_copies = 2  # Problems per task: the two halves of each antithetic pair.
-
-  def init_state(self, unroll_state: Any, theta: Sequence[tf.Tensor] | None = None
-                 ) -> EstimatorState:
-    """The estimator's state around the particles' initial unroll state ([2P, ...] leaves)."""
-    del theta
-    return EstimatorState(unroll_state)
 
   def estimate(self, theta: Sequence[tf.Tensor], state: EstimatorState, seed: tf.Tensor
                ) -> tuple[tf.Tensor, Theta, EstimatorState]:

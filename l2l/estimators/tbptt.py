@@ -6,26 +6,19 @@ of the 2016 paper, exact for the truncation and blind to how the weights shaped 
 started from (the unroll's state enters each truncation as a constant).
 """
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import tensorflow as tf
 
-from l2l.estimators.es import EstimatorState, Theta, Unroll
+from l2l.estimators.es import Estimator, EstimatorState, Theta, Unroll
 
 
-class TruncatedBPTT:
+class TruncatedBPTT(Estimator):
   """``estimate(theta, state, seed) -> (meta_loss, grads, state)``; ``seed`` is unused (the
   estimate is deterministic) and kept for one signature across estimators."""
 
-  num_copies = 1  # Problems per task: the unroll runs every task once, at theta.
-
   def __init__(self, unroll: Unroll):
     self.unroll = unroll
-
-  def init_state(self, unroll_state: Any, theta: Sequence[tf.Tensor] | None = None
-                 ) -> EstimatorState:
-    del theta
-    return EstimatorState(unroll_state)
 
   def estimate(self, theta: Sequence[tf.Tensor], state: EstimatorState, seed: tf.Tensor
                ) -> tuple[tf.Tensor, Theta, EstimatorState]:
