@@ -32,8 +32,8 @@ from l2l import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("problem", "quadratic", "Problem to meta-train on: one of "
-                    f"{', '.join(problems.FAMILY_NAMES)}; a comma-separated list of them for a "
-                    "mixture of task families.")
+                    f"{', '.join(problems.FAMILY_NAMES)}; a comma-separated list of them, or "
+                    f"{', '.join(problems.MIXTURES)}, for a mixture of task families.")
 flags.DEFINE_string("save_path", None, "Directory to save the trained optimizer / model to.")
 flags.DEFINE_string("data_dir", None, "MNIST / CIFAR-10 files (default MNIST: TensorFlow Datasets "
                     "if populated, else the embedded subset; CIFAR-10 needs it).")
@@ -109,15 +109,21 @@ _FAMILY_FLAGS = ("estimator", "num_tasks", "num_particles", "sigma", "truncation
 
 
 def _uses_families() -> bool:
-  return "," in FLAGS.problem or any(FLAGS[name].present for name in _FAMILY_FLAGS)
+  return ("," in FLAGS.problem or FLAGS.problem in problems.MIXTURES
+          or any(FLAGS[name].present for name in _FAMILY_FLAGS))
 
 
 def _problem_names() -> list[str]:
-  names = [name.strip() for name in FLAGS.problem.split(",")]
-  for name in names:
-    if name not in problems.FAMILY_NAMES:
+  """The registry names in --problem, mixtures expanded."""
+  names = []
+  for name in (name.strip() for name in FLAGS.problem.split(",")):
+    if name in problems.MIXTURES:
+      names += problems.MIXTURES[name]
+    elif name in problems.FAMILY_NAMES:
+      names.append(name)
+    else:
       raise app.UsageError(f"--problem: unknown problem {name!r}; choose from "
-                           f"{', '.join(problems.FAMILY_NAMES)}.")
+                           f"{', '.join(problems.FAMILY_NAMES + tuple(problems.MIXTURES))}.")
   return names
 
 

@@ -118,7 +118,7 @@ def meta_train_families(
     step_start = time.perf_counter()
     meta_loss, result = run.step(tasks_lib.fold(base_seed, 3, step))
     meta_loss = float(meta_loss)
-    if step > start_step:  # The first call compiles.
+    if step >= start_step + len(runs):  # Each family's first call compiles.
       timed_steps += 1
       timed_seconds += time.perf_counter() - step_start
     entry = {"step": step + 1, "meta_loss": meta_loss, "grad_norm": float(result.grad_norm),

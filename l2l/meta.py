@@ -73,6 +73,9 @@ PRESETS: dict[str, NetConfig] = {
     # Celo's architecture (l2l.nets.celo) with fresh weights, to meta-train (its published
     # weights are the shipped optimizer "celo"); num_steps: the planned horizon.
     "celo": {"celo": {"net": "Celo", "net_options": {"num_steps": 1000}}},
+    # The same architecture starting as Adam relative to each tensor's scale (Celo's "adam"
+    # start): where l2l's general optimizer starts its meta-training.
+    "celo-adam": {"celo": {"net": "Celo", "net_options": {"num_steps": 1000, "start": "adam"}}},
 }
 CHECKPOINT_PREFIX = "nets"
 

@@ -86,6 +86,52 @@ _FAMILIES: dict[str, Callable[[str, str | None], _tasks.TaskFamily]] = {
                                                      data_dir=data_dir, init_stddev=None),
     "sinusoid": lambda mode, data_dir: _families.Sinusoid(),
 }
+
+
+def _mlp(hidden, activation, size):
+  return lambda mode, data_dir: _families.mnist(hidden, activation, image_size=size, mode=mode,
+                                                data_dir=data_dir, init_stddev=None)
+
+
+def _images(size: int, mode: str, data_dir: str | None):
+  images, labels = _datasets.load_mnist(mode, data_dir)
+  return _families.downsample(images, size), labels
+
+
+def _conv(channels, activation, size):
+  return lambda mode, data_dir: _families.ConvClassifier(
+      *_images(size, mode, data_dir), channels, activation,
+      name=f"conv{size}_{'_'.join(map(str, channels))}_{activation}")
+
+
+def _autoencoder(hidden, activation, size):
+  return lambda mode, data_dir: _families.Autoencoder(
+      *_images(size, mode, data_dir), hidden, activation,
+      name=f"ae{size}_{'_'.join(map(str, hidden))}_{activation}")
+
+
+def _teacher(inputs, hidden, activation):
+  return lambda mode, data_dir: _families.TeacherRegression(inputs, hidden, activation)
+
+
+# The training mixture of l2l's general optimizer: MLPs of 1-3 hidden layers, widths 16-128, four
+# activations, convnets, autoencoders, on MNIST downsampled to 8×8 and 14×14, and regression on
+# generated data. None of them is a task of the held-out suite (bench/heldout_tasks.py).
+_GENERAL = {
+    "mlp8-16-tanh": _mlp((16,), "tanh", 8),
+    "mlp8-128-gelu": _mlp((128,), "gelu", 8),
+    "mlp8-32x2-sigmoid": _mlp((32, 32), "sigmoid", 8),
+    "mlp14-64-relu": _mlp((64,), "relu", 14),
+    "mlp14-32x3-gelu": _mlp((32, 32, 32), "gelu", 14),
+    "conv8-8-16-relu": _conv((8, 16), "relu", 8),
+    "conv14-8-16-gelu": _conv((8, 16), "gelu", 14),
+    "ae8-16-relu": _autoencoder((16,), "relu", 8),
+    "ae14-32-tanh": _autoencoder((32,), "tanh", 14),
+    "teacher16-32-relu": _teacher(16, (32,), "relu"),
+    "teacher8-64x2-gelu": _teacher(8, (64, 64), "gelu"),
+}
+_FAMILIES.update(_GENERAL)
+MIXTURES = {"general": tuple(_GENERAL)}  # Names that stand for several families.
 FAMILY_NAMES = tuple(_FAMILIES) + ("cifar", "cifar-multi")
 
 

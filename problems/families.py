@@ -146,6 +146,151 @@ def mnist(hidden: Sequence[int] = (20,), activation: str = "sigmoid", batch_size
                        init_stddev, name)
 
 
+def _fan_in_init(shapes: Sequence[Sequence[int]], seed: tf.Tensor) -> list[tf.Tensor]:
+  """Weights N(0, 1/fan_in) (fan-in: all axes but the last), biases (rank 1) zero."""
+  params = []
+  for i, shape in enumerate(shapes):
+    if len(shape) == 1:
+      params.append(tf.zeros(shape))
+    else:
+      fan_in = int(np.prod(shape[:-1]))
+      params.append(tf.random.stateless_normal(shape, seed=tasks.fold(seed, i),
+                                               stddev=1.0 / math.sqrt(fan_in)))
+  return params
+
+
+class _ImageData(tasks.TaskFamily):
+  """Minibatches of images (flattened or not) and labels drawn with replacement, kept in
+  non-trainable variables."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, name: str):
+    super().__init__(name=name)
+    self._images = tf.Variable(images.astype(np.float32), trainable=False, name="images")
+    self._labels = tf.Variable(labels.astype(np.int32), trainable=False, name="labels")
+    self._batch_size = batch_size
+
+  def batch(self, config, seed):
+    del config
+    count = tf.shape(self._labels, out_type=tf.int64)[0]
+    indices = tf.random.stateless_uniform([self._batch_size], seed=seed, minval=0,
+                                          maxval=count, dtype=tf.int64)
+    images, labels = self._images.read_value(), self._labels.read_value()
+    return tf.gather(images, indices), tf.gather(labels, indices)
+
+
+class ConvClassifier(_ImageData):
+  """A small convnet on images: ``channels`` 3×3 convolutions with stride 2 ('SAME'),
+  ``activation`` after each, global average pooling, a linear classifier; fan-in initialisation.
+
+  A convolution is a matmul of the image's patches with the kernel, so the loss broadcasts over a
+  leading axis of tasks (one kernel per task) like the MLPs'.
+  """
+
+  loss_broadcasts = True
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray, channels: Sequence[int] = (8, 16),
+               activation: str = "relu", batch_size: int = 64, name: str = "conv"):
+    super().__init__(images, labels, batch_size, name)
+    self._activation = mnist_lib.ACTIVATIONS[activation]
+    self._shapes = []
+    in_channels = int(images.shape[-1])
+    for out in channels:
+      self._shapes += [[3, 3, in_channels, out], [out]]
+      in_channels = out
+    self._shapes += [[in_channels, int(labels.max()) + 1], [int(labels.max()) + 1]]
+
+  def init(self, config, seed):
+    del config
+    return _fan_in_init(self._shapes, seed)
+
+  def loss(self, config, params, data):
+    del config
+    x, labels = data  # x [..., n, H, W, C]
+    batch_shape = x.shape[:-3]
+    for i in range(0, len(params) - 2, 2):
+      kernel, bias = params[i], params[i + 1]
+      height, width, channels = x.shape[-3:]
+      patches = tf.image.extract_patches(
+          tf.reshape(x, [-1, height, width, channels]), [1, 3, 3, 1], [1, 2, 2, 1], [1, 1, 1, 1],
+          "SAME")
+      out_h, out_w = patches.shape[1:3]
+      patches = tf.reshape(patches, [*batch_shape[:-1], -1, 9 * channels])
+      flat_kernel = tf.reshape(kernel, [*kernel.shape[:-4], 9 * channels, kernel.shape[-1]])
+      x = self._activation(tf.matmul(patches, flat_kernel) + bias[..., None, :])
+      x = tf.reshape(x, [*batch_shape, out_h, out_w, kernel.shape[-1]])
+    logits = tf.matmul(tf.reduce_mean(x, [-3, -2]), params[-2]) + params[-1][..., None, :]
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), -1)
+
+  def param_shapes(self):
+    return [tf.TensorShape(s) for s in self._shapes]
+
+
+class Autoencoder(_ImageData):
+  """An MLP autoencoder on flattened images: ``hidden`` layers (the middle one the code),
+  ``activation`` between layers, a sigmoid output; mean squared reconstruction error."""
+
+  loss_broadcasts = True
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray, hidden: Sequence[int] = (32,),
+               activation: str = "relu", batch_size: int = 64, name: str = "autoencoder"):
+    super().__init__(np.reshape(images, [len(images), -1]), labels, batch_size, name)
+    self._activation = mnist_lib.ACTIVATIONS[activation]
+    sizes = [int(np.prod(images.shape[1:])), *hidden, int(np.prod(images.shape[1:]))]
+    self._shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ([a, b], [b])]
+
+  def init(self, config, seed):
+    del config
+    return _fan_in_init(self._shapes, seed)
+
+  def loss(self, config, params, data):
+    del config
+    x, _ = data
+    reconstruction = tf.sigmoid(dense_stack(params, x, self._activation))
+    return tf.reduce_mean(tf.square(reconstruction - x), [-2, -1])
+
+  def param_shapes(self):
+    return [tf.TensorShape(s) for s in self._shapes]
+
+
+class TeacherRegression(tasks.TaskFamily):
+  """Generated data: a task is a random teacher MLP (``inputs`` → ``teacher_hidden`` tanh → 1,
+  weights N(0, 1/fan_in)); the student MLP (``hidden``, ``activation``) fits its outputs on
+  inputs x ~ N(0, I), mean squared error."""
+
+  loss_broadcasts = True
+
+  def __init__(self, inputs: int = 16, hidden: Sequence[int] = (32,), activation: str = "relu",
+               teacher_hidden: int = 16, batch_size: int = 64):
+    super().__init__(name=f"teacher_{inputs}_{'_'.join(map(str, hidden))}_{activation}")
+    self._activation = mnist_lib.ACTIVATIONS[activation]
+    self._inputs, self._batch_size = inputs, batch_size
+    self._teacher = [[inputs, teacher_hidden], [teacher_hidden], [teacher_hidden, 1], [1]]
+    sizes = [inputs, *hidden, 1]
+    self._shapes = [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ([a, b], [b])]
+
+  def sample(self, seed):
+    weights = _fan_in_init(self._teacher, seed)
+    weights[1] = tf.random.stateless_normal(self._teacher[1], seed=tasks.fold(seed, 9))
+    return weights
+
+  def init(self, config, seed):
+    del config
+    return _fan_in_init(self._shapes, seed)
+
+  def batch(self, config, seed):
+    x = tf.random.stateless_normal([self._batch_size, self._inputs], seed=seed)
+    return x, dense_stack(config, x, tf.tanh)
+
+  def loss(self, config, params, data):
+    del config
+    x, y = data
+    return tf.reduce_mean(tf.square(dense_stack(params, x, self._activation) - y), [-2, -1])
+
+  def param_shapes(self):
+    return [tf.TensorShape(s) for s in self._shapes]
+
+
 class Sinusoid(tasks.TaskFamily):
   """Sine-wave regression: a task is (amplitude, phase) as ``problems.sinusoid``; minibatches of
   ``batch_size`` points x ~ U(-5, 5); the 1-40-40-1 tanh MLP starts with PyTorch's default

@@ -8,7 +8,7 @@ import tensorflow as tf
 from problems import datasets
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-    "sigmoid": tf.sigmoid, "relu": tf.nn.relu, "tanh": tf.tanh}
+    "sigmoid": tf.sigmoid, "relu": tf.nn.relu, "tanh": tf.tanh, "gelu": tf.nn.gelu}
 NUM_CLASSES = 10
 
 

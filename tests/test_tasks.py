@@ -29,8 +29,17 @@ def test_a_family_is_reproducible_from_its_seeds_and_differs_across_seeds():
   assert x1.shape == (16, 64) and float(tf.reduce_max(x1)) <= 1.0
 
 
-@pytest.mark.parametrize("make", [lambda: families.Quadratic(batch_size=4, num_dims=3), _mnist8,
-                                  lambda: families.Sinusoid(hidden=(8,), batch_size=5)])
+def _small_images():
+  rng = np.random.RandomState(0)
+  return rng.rand(20, 8, 8, 1).astype(np.float32), rng.randint(0, 10, 20)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: families.Quadratic(batch_size=4, num_dims=3), _mnist8,
+    lambda: families.Sinusoid(hidden=(8,), batch_size=5),
+    lambda: families.ConvClassifier(*_small_images(), channels=(4, 6), batch_size=5),
+    lambda: families.Autoencoder(*_small_images(), hidden=(6,), activation="gelu", batch_size=5),
+    lambda: families.TeacherRegression(inputs=5, hidden=(7,), batch_size=6)])
 def test_batched_loss_equals_each_task_alone(make):
   family = make()
   seeds = [tasks.as_seed(i) for i in range(3)]
@@ -115,3 +124,15 @@ def test_make_loss_adapter_runs_the_problem_and_draws_constants_per_task():
   batched = family.batched_loss(stack(first, second), stack(params, params), ((), ()))
   np.testing.assert_allclose(batched, [family.loss(first, params, ()),
                                        family.loss(second, params, ())], rtol=1e-5)
+
+
+def test_conv_family_computes_strided_same_convolutions():
+  family = families.ConvClassifier(*_small_images(), channels=(4, 6), batch_size=5)
+  params = family.init((), tasks.as_seed(0))
+  x, labels = family.batch((), tasks.as_seed(1))
+  h = x
+  for i in (0, 2):
+    h = tf.nn.relu(tf.nn.conv2d(h, params[i], 2, "SAME") + params[i + 1])
+  logits = tf.reduce_mean(h, [1, 2]) @ params[4] + params[5]
+  expected = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+  np.testing.assert_allclose(family.loss((), params, (x, labels)), expected, rtol=1e-5)

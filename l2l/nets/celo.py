@@ -60,18 +60,27 @@ def loss_buffer_decays(num_steps: int) -> np.ndarray:
 class Celo(TensorNetwork):
   """The Celo update rule: ``updates(params, grads, loss, state) -> (updates, state)``."""
 
-  def __init__(self, num_steps: int = 1000, name: str = "celo"):
+  def __init__(self, num_steps: int = 1000, start: str = "random",
+               relative_learning_rate: float = 0.01, name: str = "celo"):
     """Args:
       num_steps: the horizon the training is planned for. It sets the "fraction of training done"
         features (they saturate past it) and the longest half-life of the loss features.
+      start: the initial weights, for meta-training: "random", or "adam": the MLP passes the
+        momentum-over-RMS channel (β = 0.9) through as the direction and the step is
+        ``relative_learning_rate`` × the tensor's RMS: Adam relative to the weights' scale, a
+        start from which ES / PES can improve (random weights give steps ≈ 1e-4 of the RMS in
+        random directions).
+      relative_learning_rate: the step of the "adam" start, relative to each tensor's RMS.
       name: module name.
 
-    The weights start random (for meta-training); ``l2l.MetaOptimizer.load("celo")`` and
-    ``LearnedOptimizer.load("celo", num_steps=...)`` give the published ones.
+    ``l2l.MetaOptimizer.load("celo")`` and ``LearnedOptimizer.load("celo", num_steps=...)`` give
+    the published weights.
     """
     super().__init__(name=name)
     if int(num_steps) < 1:
       raise ValueError(f"num_steps must be a positive number of steps, got {num_steps}.")
+    if start not in ("random", "adam"):
+      raise ValueError(f"Unknown start {start!r}; choose 'random' or 'adam'.")
     self.num_steps = int(num_steps)
     self._decays = tf.constant(loss_buffer_decays(self.num_steps))
     inputs = len(TRAINING_FRACTION_SHIFTS) + NUM_LOSS_TIMESCALES - 1
@@ -90,6 +99,24 @@ class Celo(TensorNetwork):
     self.mlp_w0, self.mlp_b0 = normal(NUM_FEATURES, MLP_SIZE), zeros(MLP_SIZE)
     self.mlp_w1, self.mlp_b1 = normal(MLP_SIZE, MLP_SIZE), zeros(MLP_SIZE)
     self.mlp_w2, self.mlp_b2 = normal(MLP_SIZE, 3), zeros(3)
+    if start == "adam":
+      self._start_as_adam(relative_learning_rate)
+
+  def _start_as_adam(self, relative_learning_rate: float) -> None:
+    """Weights for which the step is −relative_learning_rate · RMS(tensor) · f, with f the
+    β = 0.9 momentum over the second moment's root (channel 7), normalised over the tensor:
+    relu(f) − relu(−f) = f through the two hidden layers, magnitude 0, the scheduler's output
+    layer zero and its bias set to give the rate."""
+    momentum_over_rms = 7
+    w0 = np.zeros([NUM_FEATURES, MLP_SIZE], np.float32)
+    w0[momentum_over_rms, :2] = [1.0, -1.0]
+    w1 = np.zeros([MLP_SIZE, MLP_SIZE], np.float32)
+    w1[0, 0] = w1[1, 1] = 1.0
+    w2 = np.zeros([MLP_SIZE, 3], np.float32)
+    w2[:2, 0] = [1.0, -1.0]
+    for variable, value in ((self.mlp_w0, w0), (self.mlp_w1, w1), (self.mlp_w2, w2)):
+      variable.assign(value)
+    self.rate_b.assign([np.log(relative_learning_rate / (0.1 * STEP_MULT))])
 
   def initial_state(self, shapes: Sequence[Sequence[int]]) -> State:
     """The state before the first step for tensors of ``shapes``."""
