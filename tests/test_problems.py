@@ -184,3 +184,16 @@ def test_quadratic_distributions():
     assert (w.min() < 0) == (distribution == "normal")
   with pytest.raises(ValueError, match="Unknown distribution 'beta'"):
     quadratic.quadratic(distribution="beta")
+
+
+def test_every_registry_family_gives_finite_losses():
+  for name in problems.FAMILY_NAMES:
+    if name.startswith("cifar"):
+      continue  # Needs the CIFAR-10 files.
+    family, assignments = problems.get_family(name, "test")
+    assert assignments is None
+    task = family.task(1)
+    params = task.init(2)
+    assert [p.shape for p in params] == family.param_shapes()
+    assert np.isfinite(float(task.loss(params, task.batch(3)))), name
+  assert set(problems.MIXTURES["general"]) <= set(problems.FAMILY_NAMES)
