@@ -219,7 +219,7 @@ def check_same_numbers(run: estimators.FamilyEstimate, mlp, check) -> dict:
   _, grads, _ = run.estimator.estimate(theta, state, noise_seed)
   noise = estimators.antithetic_noise(theta, NUM_TASKS, SIGMA, noise_seed)
   thetas = estimators.perturb(theta, noise)
-  result = run.unroll(thetas, state.unroll_state, TRUNCATION, tasks.as_seed(1))
+  result = run.unroll(thetas, state.unroll_state, TRUNCATION)
   task = state.unroll_state
   xs, ys = [], []
   for t in range(TRUNCATION):

@@ -49,7 +49,7 @@ def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimize
 
   @tf.function(jit_compile=jit_compile)
   def run() -> tf.Tensor:
-    return run_unroll(net_groups.theta(), start, num_steps, seed).final_loss
+    return run_unroll(net_groups.theta(), start, num_steps).final_loss
 
   return run
 

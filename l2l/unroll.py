@@ -9,7 +9,8 @@ Problems are laid out ``[copies, tasks]``: problem ``i`` runs task slot ``i % nu
 ``copies`` problems of a slot (the two halves of an antithetic pair, say) see the same task, the
 same initialisation and the same minibatches, and reset together. Each slot has its own step
 counter and horizon; when a slot reaches its horizon (or its loss is no longer finite) it draws its
-next task, from the seed ``fold(seed, slot, draw)``, while the others go on.
+next task, from the seed ``fold(slot_seed, draw)`` (``slot_seed = fold(seed, slot)``, kept in the
+state), while the others go on.
 """
 
 from typing import Any, NamedTuple, Sequence
@@ -26,6 +27,7 @@ class TaskState(NamedTuple):
   opt_state: list[Any]
   config: Any  # The task each problem runs (see tasks.TaskFamily.sample).
   task_seed: tf.Tensor  # int64 [B, 2]: the seed its task was drawn from.
+  slot_seed: tf.Tensor  # int64 [B, 2]: the seed its slot draws its tasks from.
   step: tf.Tensor  # int32 [B]: steps taken on the current task.
   horizon: tf.Tensor  # int32 [B]: steps the current task runs before it is replaced.
   draws: tf.Tensor  # int32 [B]: tasks the problem's slot has drawn so far.
@@ -63,10 +65,10 @@ class Unroll:
     self.shapes = family.param_shapes()
     optimizer.build(self.shapes)
 
-  def _draw(self, seed: tf.Tensor, slots: tf.Tensor, draws: tf.Tensor):
-    """(config, params, task seeds, horizons): the tasks slot ``slots[i]`` draws at ``draws[i]``."""
-    task_seeds = tf.map_fn(lambda sd: tasks_lib.fold(seed, sd[0], sd[1]),
-                           tf.stack([slots, draws], 1), fn_output_signature=tf.int64)
+  def _draw(self, slot_seeds: tf.Tensor, draws: tf.Tensor):
+    """(config, params, task seeds, horizons): the tasks the slots draw at ``draws``."""
+    task_seeds = tf.map_fn(lambda args: tasks_lib.fold(args[0], args[1]), (slot_seeds, draws),
+                           fn_output_signature=tf.int64)
 
     def draw(task_seed):
       config = self.family.sample(tasks_lib.fold(task_seed, 0))
@@ -83,10 +85,13 @@ class Unroll:
   def init(self, seed: int | tf.Tensor) -> TaskState:
     """Every slot's first task (draw 0)."""
     seed = tasks_lib.as_seed(seed)
+    slot_seeds = tf.map_fn(lambda slot: tasks_lib.fold(seed, slot), self._slots(),
+                           fn_output_signature=tf.int64)
     draws = tf.zeros([self.num_problems], tf.int32)
-    config, params, task_seeds, horizon = self._draw(seed, self._slots(), draws)
-    return TaskState(params, self.optimizer.batched_initial_state(self.shapes, self.num_problems), config,
-                     task_seeds, tf.zeros([self.num_problems], tf.int32), horizon, draws)
+    config, params, task_seeds, horizon = self._draw(slot_seeds, draws)
+    return TaskState(params, self.optimizer.batched_initial_state(self.shapes, self.num_problems),
+                     config, task_seeds, slot_seeds, tf.zeros([self.num_problems], tf.int32),
+                     horizon, draws)
 
   def losses_and_grads(self, state: TaskState) -> tuple[tf.Tensor, list[tf.Tensor]]:
     """Every problem's training loss on its current minibatch, and its gradient."""
@@ -104,8 +109,7 @@ class Unroll:
       grads = [tf.stop_gradient(g) for g in grads]
     return losses, grads
 
-  def _reset_finished(self, seed: tf.Tensor, state: TaskState, losses: tf.Tensor
-                      ) -> tuple[TaskState, tf.Tensor]:
+  def _reset_finished(self, state: TaskState, losses: tf.Tensor) -> tuple[TaskState, tf.Tensor]:
     """Replaces the tasks that reached their horizon, and those that diverged (their whole
     slot: every copy)."""
     diverged = tf.reduce_any(tf.reshape(~tf.math.is_finite(losses),
@@ -114,7 +118,7 @@ class Unroll:
 
     def replace(state):
       draws = state.draws + tf.cast(done, tf.int32)
-      config, params, task_seeds, horizon = self._draw(seed, self._slots(), draws)
+      config, params, task_seeds, horizon = self._draw(state.slot_seed, draws)
       fresh_opt = self.optimizer.batched_initial_state(self.shapes, self.num_problems)
 
       def pick(new, old):
@@ -125,17 +129,16 @@ class Unroll:
           tf.nest.map_structure(pick, params, state.params),
           tf.nest.map_structure(pick, fresh_opt, state.opt_state),
           tf.nest.map_structure(pick, config, state.config),
-          pick(task_seeds, state.task_seed), tf.where(done, 0, state.step),
+          pick(task_seeds, state.task_seed), state.slot_seed, tf.where(done, 0, state.step),
           pick(horizon, state.horizon), draws)
 
     state = tf.cond(tf.reduce_any(done), lambda: replace(state), lambda: state)
     return state, done
 
-  def __call__(self, theta: Sequence[tf.Tensor], state: TaskState, num_steps: int,
-               seed: int | tf.Tensor) -> UnrollResult:
+  def __call__(self, theta: Sequence[tf.Tensor], state: TaskState, num_steps: int
+               ) -> UnrollResult:
     """``num_steps`` steps of every problem at the optimizer weights ``theta`` (shared, or one
-    copy per problem on a leading axis); ``seed`` is the run's task seed (the one ``init`` got)."""
-    seed = tasks_lib.as_seed(seed)
+    copy per problem on a leading axis)."""
     theta = list(theta)
 
     def body(t, state, total, reset, last):
@@ -144,7 +147,7 @@ class Unroll:
                                                   theta, batch_dims=1)
       params = [p + tf.cast(u, p.dtype) for p, u in zip(state.params, updates)]
       state = state._replace(params=params, opt_state=opt_state, step=state.step + 1)
-      state, done = self._reset_finished(seed, state, losses)
+      state, done = self._reset_finished(state, losses)
       return t + 1, state, total + losses, reset | done, losses
 
     zeros = tf.zeros([self.num_problems])

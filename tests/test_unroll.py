@@ -30,7 +30,7 @@ def test_tasks_reset_at_their_own_horizons_with_fresh_seeds():
   np.testing.assert_array_equal(first_seeds[:3], first_seeds[3:])  # ... shared by their copies.
   resets = []
   for _ in range(10):
-    result = unroll(_sgd_groups().theta(), state, 1, 11)
+    result = unroll(_sgd_groups().theta(), state, 1)
     state = result.state
     resets.append(result.reset.numpy()[:3])
   resets = np.array(resets)
@@ -50,7 +50,7 @@ def test_a_diverged_task_is_replaced():
   unroll = unroll_lib.Unroll(family, _sgd_groups(1e6), tasks.ConstantHorizon(1000), 2)
   state = unroll.init(0)
   for _ in range(8):
-    result = unroll(_sgd_groups(1e6).theta(), state, 1, 0)
+    result = unroll(_sgd_groups(1e6).theta(), state, 1)
     state = result.state
     assert np.isfinite(state.params[0].numpy()).all()
   assert state.draws.numpy().min() >= 1
@@ -70,7 +70,7 @@ def test_one_task_unroll_gives_the_meta_optimizers_losses():
   state = unroll.init(0)
   state = state._replace(params=[tf.stack([v]) for v in ops.x],
                          config=[tf.stack([v]) for v in ops.constants])
-  result = unroll(groups.theta(), state, 5, 0)
+  result = unroll(groups.theta(), state, 5)
   np.testing.assert_allclose(result.losses[0], np.mean(ops.fx_history.numpy()[:5]), rtol=1e-5)
 
 
@@ -85,7 +85,7 @@ def test_tbptt_meta_gradient_matches_finite_differences():
   start = unroll.init(3)
 
   def unroll_fn(theta, state):
-    result = unroll(theta, state, 6, 3)
+    result = unroll(theta, state, 6)
     return result.losses, result.state, result.reset
 
   estimator = estimators.TruncatedBPTT(unroll_fn)

@@ -57,13 +57,10 @@ class FamilyEstimate(tf.Module):
     self.groups = routing.NetGroups(nets, groups)
     copies = 1 if config.estimator == "tbptt" else 2 * config.num_particles
     self.unroll = unroll_lib.Unroll(family, self.groups, config.horizon, config.num_tasks, copies)
-    # Where replacement tasks are drawn from; a variable, so that ``restart`` reaches the traced
-    # unroll.
-    self._seed = tf.Variable(seed, trainable=False, name="task_seed")
     self._learner, self._truncation = learner, config.truncation
 
     def unroll_fn(theta, state):
-      result = self.unroll(theta, state, self._truncation, self._seed)
+      result = self.unroll(theta, state, self._truncation)
       return learner.cap_losses(result.losses), result.state, result.reset
 
     self.estimator = make_estimator(config, unroll_fn)
@@ -97,7 +94,6 @@ class FamilyEstimate(tf.Module):
 
   def restart(self, seed: tf.Tensor) -> None:
     """Fresh tasks from ``seed`` (and fresh PES accumulators)."""
-    self._seed.assign(seed)
     initial = self.estimator.init_state(self.unroll.init(seed), self.groups.theta())
     for variable, value in zip(self.state_variables, tf.nest.flatten(initial)):
       variable.assign(value)
