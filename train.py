@@ -22,6 +22,7 @@ cli.quiet_tensorflow()  # Before anything imports TensorFlow.
 from absl import app, flags
 
 import problems
+from l2l import distribute
 from l2l import estimators
 from l2l import evaluation
 from l2l import family_training
@@ -101,11 +102,15 @@ flags.DEFINE_enum("augment", "none", list(tasks.AUGMENTATIONS),
 flags.DEFINE_integer("num_outer_steps", 1000, "Outer steps (task families).", lower_bound=1)
 flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on the nets (AdamW; task "
                    "families).", lower_bound=0.0)
+flags.DEFINE_enum("strategy", "none", list(distribute.STRATEGIES),
+                  "tf.distribute strategy (task families): mirrored runs --num_tasks tasks on each "
+                  "of --num_replicas devices (GPUs, or logical CPUs) and averages the estimates.")
+flags.DEFINE_integer("num_replicas", 2, "Replicas of --strategy=mirrored.", lower_bound=1)
 flags.DEFINE_enum("nonfinite", "cap", ["cap", "skip"], "Non-finite meta-losses (task families): "
                   "cap each problem's at 20, or skip the update.")
 
 _FAMILY_FLAGS = ("estimator", "num_tasks", "num_particles", "sigma", "truncation", "horizon",
-                 "augment")
+                 "augment", "strategy")
 
 
 def _uses_families() -> bool:
@@ -177,6 +182,8 @@ def _check_checkpointing(values):
 
 
 def train_on_families() -> None:
+  if FLAGS.strategy == "mirrored":
+    distribute.use_logical_cpus(FLAGS.num_replicas)  # Before anything creates a tensor.
   names = _problem_names()
   try:
     horizon = tasks.parse_horizon(FLAGS.horizon or FLAGS.num_steps)
@@ -197,7 +204,8 @@ def train_on_families() -> None:
       optimizer, families, validation, config, FLAGS.num_outer_steps, FLAGS.learning_rate,
       FLAGS.weight_decay, FLAGS.clip_norm, FLAGS.nonfinite, assignments, FLAGS.evaluation_period,
       FLAGS.evaluation_epochs, FLAGS.num_steps, FLAGS.save_path, FLAGS.checkpoint_every or None,
-      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds)
+      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds,
+      distribute.make_strategy(FLAGS.strategy, FLAGS.num_replicas))
   print(f"meta-trained on {FLAGS.problem} with {config.estimator}: {FLAGS.num_outer_steps} outer "
         f"steps (from {result.start_step}), {result.inner_steps_per_second:.0f} inner steps x "
         f"tasks per second, best validation log10 mean final loss {result.best_log10_loss:.3f} "

@@ -73,9 +73,10 @@ def meta_train_families(
     nonfinite: str = "cap", net_assignments: routing.NetAssignments | None = None,
     evaluation_period: int = 100, evaluation_tasks: int = 8, evaluation_steps: int = 100,
     save_path: str | None = None, checkpoint_every: int | None = None, resume: bool = False,
-    seed: int = 0, jit_compile: bool = True, progress_seconds: float = 10.0
-) -> FamilyTrainResult:
-  """Meta-trains ``optimizer`` on ``families``; see the module docstring."""
+    seed: int = 0, jit_compile: bool = True, progress_seconds: float = 10.0,
+    strategy: tf.distribute.Strategy | None = None) -> FamilyTrainResult:
+  """Meta-trains ``optimizer`` on ``families``; see the module docstring. Under a ``strategy``
+  (``l2l.distribute``) every replica runs ``config.num_tasks`` tasks of its own."""
   if (checkpoint_every or resume) and not save_path:
     raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
   if num_outer_steps < 1:
@@ -92,7 +93,7 @@ def meta_train_families(
       learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm,
                                    nonfinite)
     runs.append(FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,
-                               tasks_lib.fold(base_seed, 1, index), jit_compile))
+                               tasks_lib.fold(base_seed, 1, index), jit_compile, strategy))
   validate = validation_runner(validation_family, optimizer, net_assignments, evaluation_tasks,
                                evaluation_steps, tasks_lib.fold(base_seed, 2), jit_compile)
   best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
@@ -148,7 +149,8 @@ def meta_train_families(
       manager.save(checkpoint_number=step + 1)
   if manager and checkpoint_every and int(learner.step) % checkpoint_every:
     manager.save(checkpoint_number=int(learner.step))
-  problems_per_step = runs[0].unroll.num_problems * config.truncation
+  replicas = strategy.num_replicas_in_sync if strategy else 1
+  problems_per_step = runs[0].unroll.num_problems * config.truncation * replicas
   steps_per_second = timed_steps / timed_seconds if timed_seconds else math.nan
   best_value = float(best)
   return FamilyTrainResult(

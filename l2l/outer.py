@@ -49,14 +49,17 @@ class OuterLearner(tf.Module):
     self.nonfinite = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite")
 
   def cap_losses(self, losses: tf.Tensor) -> tf.Tensor:
-    """The per-problem meta-losses the estimate should use under the policy (counts non-finite
-    ones under "cap")."""
+    """The per-problem meta-losses the estimate should use under the policy (pure: the caller
+    counts the non-finite ones, ``count_capped``)."""
     if self.policy != "cap":
       return losses
-    bad = ~tf.math.is_finite(losses)
-    self.nonfinite.assign_add(tf.reduce_sum(tf.cast(bad, tf.int64)))
-    return tf.where(bad, tf.cast(self.loss_cap, losses.dtype),
-                    tf.minimum(losses, self.loss_cap))
+    return tf.where(tf.math.is_finite(losses), tf.minimum(losses, self.loss_cap),
+                    tf.cast(self.loss_cap, losses.dtype))
+
+  def count_capped(self, count: tf.Tensor) -> None:
+    """Adds ``count`` problems whose meta-loss was capped."""
+    if self.policy == "cap":
+      self.nonfinite.assign_add(tf.cast(count, tf.int64))
 
   def apply(self, meta_loss: tf.Tensor, grads: Sequence[tf.Tensor]) -> OuterStep:
     """One update from an estimate (mean over replicas first, under a strategy)."""

@@ -31,6 +31,7 @@ class TaskState(NamedTuple):
   step: tf.Tensor  # int32 [B]: steps taken on the current task.
   horizon: tf.Tensor  # int32 [B]: steps the current task runs before it is replaced.
   draws: tf.Tensor  # int32 [B]: tasks the problem's slot has drawn so far.
+  nonfinite: tf.Tensor  # int32 [B]: truncations whose mean loss was not finite.
 
 
 class UnrollResult(NamedTuple):
@@ -91,7 +92,7 @@ class Unroll:
     config, params, task_seeds, horizon = self._draw(slot_seeds, draws)
     return TaskState(params, self.optimizer.batched_initial_state(self.shapes, self.num_problems),
                      config, task_seeds, slot_seeds, tf.zeros([self.num_problems], tf.int32),
-                     horizon, draws)
+                     horizon, draws, tf.zeros([self.num_problems], tf.int32))
 
   def losses_and_grads(self, state: TaskState) -> tuple[tf.Tensor, list[tf.Tensor]]:
     """Every problem's training loss on its current minibatch, and its gradient."""
@@ -130,7 +131,7 @@ class Unroll:
           tf.nest.map_structure(pick, fresh_opt, state.opt_state),
           tf.nest.map_structure(pick, config, state.config),
           pick(task_seeds, state.task_seed), state.slot_seed, tf.where(done, 0, state.step),
-          pick(horizon, state.horizon), draws)
+          pick(horizon, state.horizon), draws, state.nonfinite)
 
     state = tf.cond(tf.reduce_any(done), lambda: replace(state), lambda: state)
     return state, done
@@ -155,4 +156,7 @@ class Unroll:
         lambda t, *_: t < num_steps, body,
         (tf.constant(0), state, zeros, tf.zeros([self.num_problems], tf.bool), zeros),
         maximum_iterations=num_steps)
-    return UnrollResult(total / num_steps, state, reset, last)
+    losses = total / num_steps
+    state = state._replace(
+        nonfinite=state.nonfinite + tf.cast(~tf.math.is_finite(losses), tf.int32))
+    return UnrollResult(losses, state, reset, last)

@@ -47,12 +47,20 @@ def make_estimator(config: EstimatorConfig, unroll: Unroll
 
 
 class FamilyEstimate(tf.Module):
-  """One family's tasks, estimator and estimator state (in variables, for checkpoints)."""
+  """One family's tasks, estimator and estimator state (in variables, for checkpoints).
+
+  Under a ``tf.distribute`` strategy with N replicas, every replica runs the estimator on its own
+  ``config.num_tasks`` tasks (drawn from ``fold(seed, replica)``, noise from ``fold(noise_seed,
+  replica)``); the state variables stack the replicas' states on a leading axis, the estimates
+  are averaged (all-reduce) and the learner applies their mean once.
+  """
 
   def __init__(self, family: tasks_lib.TaskFamily, nets: dict[str, networks.Network],
                net_assignments: routing.NetAssignments | None, config: EstimatorConfig,
-               learner: outer.OuterLearner, seed: tf.Tensor, jit_compile: bool):
+               learner: outer.OuterLearner, seed: tf.Tensor, jit_compile: bool,
+               strategy: tf.distribute.Strategy | None = None):
     super().__init__(name=f"family_{family.name}")
+    self._strategy = strategy
     groups = routing.assign_nets(family.param_names(), list(nets), net_assignments)
     self.groups = routing.NetGroups(nets, groups)
     copies = 1 if config.estimator == "tbptt" else 2 * config.num_particles
@@ -66,22 +74,55 @@ class FamilyEstimate(tf.Module):
     self.estimator = make_estimator(config, unroll_fn)
     theta = self.groups.theta()
     initial = self.estimator.init_state(self.unroll.init(seed), theta)
-    self.state_variables = variables_lib.state_variables(tf.nest.flatten(initial),
-                                                         "estimator_state")
     self._pack = lambda flat: tf.nest.pack_sequence_as(initial, flat)
+    flat = tf.nest.flatten(initial)
+    if strategy is not None:
+      replicas = [tf.nest.flatten(self.estimator.init_state(
+          self.unroll.init(tasks_lib.fold(seed, r)), theta))
+                  for r in range(strategy.num_replicas_in_sync)]
+      flat = [tf.stack(leaves) for leaves in zip(*replicas)]
+    self.state_variables = variables_lib.state_variables(flat, "estimator_state")
     self._estimate = tf.function(self.estimator.estimate, jit_compile=jit_compile)
+
+  def estimate(self, noise_seed: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+    """(meta-loss, meta-gradient, next flat state) from the current state: one estimator call,
+    or, under a strategy, the mean over the replicas of theirs."""
+    # Values, not variables: a compiled replica may not read a variable on another device.
+    theta = [w.read_value() for w in self.groups.theta()]
+    flat = [v.read_value() for v in self.state_variables]
+    if self._strategy is None:
+      meta_loss, grads, state = self._estimate(theta, self._pack(flat), noise_seed)
+      return meta_loss, grads, tf.nest.flatten(state)
+
+    def on_replica():
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      state = self._pack([leaf[replica] for leaf in flat])
+      meta_loss, grads, state = self._estimate(theta, state,
+                                               tasks_lib.fold(noise_seed, replica))
+      return meta_loss, grads, tf.nest.flatten(state)
+
+    meta_loss, grads, state = self._strategy.run(on_replica)
+    mean = lambda value: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+    return (mean(meta_loss), [mean(g) for g in grads],
+            [tf.stack(self._strategy.experimental_local_results(leaf)) for leaf in state])
 
   @tf.function
   def step(self, noise_seed: tf.Tensor) -> tuple[tf.Tensor, outer.OuterStep]:
     """One outer step: estimate, update the weights, carry the tasks on."""
-    state = self._pack([v.read_value() for v in self.state_variables])
-    meta_loss, grads, state = self._estimate(self.groups.theta(), state, noise_seed)
+    before = self._pack([v.read_value() for v in self.state_variables])
+    meta_loss, grads, state = self.estimate(noise_seed)
+    after = self._pack(state)
+    self._learner.count_capped(tf.reduce_sum(after.unroll_state.nonfinite)
+                               - tf.reduce_sum(before.unroll_state.nonfinite))
     result = self._learner.apply(meta_loss, grads)
-    for variable, value in zip(self.state_variables, tf.nest.flatten(state)):
+    for variable, value in zip(self.state_variables, state):
       variable.assign(value)
     return meta_loss, result
 
   def _current(self):
+    if self._strategy is not None:
+      raise ValueError("Per-problem views of a replicated estimate are per replica; use "
+                       "state_variables.")
     return self._pack([v.read_value() for v in self.state_variables])
 
   def unroll_params(self) -> list[tf.Tensor]:
