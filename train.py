@@ -196,7 +196,7 @@ def train_on_families() -> None:
   for name in names:
     family, assignments = problems.get_family(name, "train", FLAGS.data_dir)
     families.append(tasks.augment(family, FLAGS.augment))
-  validation, _ = problems.get_family(names[0], "test", FLAGS.data_dir)
+  validation = [problems.get_family(name, "test", FLAGS.data_dir)[0] for name in names]
   net_keys = (problems.get_config(names[0], "train", FLAGS.data_dir).net_keys
               if names[0] in problems.NAMES else None)
   optimizer = meta.MetaOptimizer.from_preset(FLAGS.preset or "original", net_keys)

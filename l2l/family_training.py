@@ -5,7 +5,9 @@ keeping its own tasks): ``num_tasks`` tasks run ``truncation`` steps from where 
 resets at its own horizon), the estimator (``tbptt``, ``es`` or ``pes``) turns that into a
 meta-gradient, and the ``OuterLearner`` applies it. Every ``evaluation_period`` outer steps and
 after the last one, the optimizer (unperturbed) trains ``evaluation_tasks`` fixed validation tasks
-for ``evaluation_steps`` steps; the best mean final loss is saved with ``MetaOptimizer.save``.
+of every validation family for ``evaluation_steps`` steps; the optimizer with the best score
+(``validation_score``: the geometric mean over families of the mean final loss) is saved with
+``MetaOptimizer.save``.
 
 Everything random comes from ``seed``: the nets' initial weights through TF's global seed, the
 rest from stateless seeds derived from it (tasks, minibatches, noise of outer step s), and the
@@ -22,6 +24,7 @@ import time
 from typing import Sequence
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from l2l import checkpoint
@@ -54,6 +57,16 @@ def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimize
   return run
 
 
+def validation_score(final_losses: Sequence[np.ndarray]) -> float:
+  """The geometric mean over validation families of each one's mean final loss (the mean final
+  loss itself for one family): families whose losses differ by orders of magnitude count alike.
+  NaN or Inf when one is not finite or not positive."""
+  means = np.array([float(np.mean(losses)) for losses in final_losses])
+  if not np.all(np.isfinite(means)) or np.any(means <= 0):
+    return math.nan if np.any(np.isnan(means)) else math.inf
+  return float(np.exp(np.mean(np.log(means))))
+
+
 @dataclasses.dataclass
 class FamilyTrainResult:
   optimizer: meta.MetaOptimizer
@@ -68,7 +81,8 @@ class FamilyTrainResult:
 
 def meta_train_families(
     optimizer: meta.MetaOptimizer, families: Sequence[tasks_lib.TaskFamily],
-    validation_family: tasks_lib.TaskFamily, config: EstimatorConfig, num_outer_steps: int,
+    validation_families: tasks_lib.TaskFamily | Sequence[tasks_lib.TaskFamily],
+    config: EstimatorConfig, num_outer_steps: int,
     learning_rate: float = 1e-3, weight_decay: float = 0.0, clip_norm: float | None = None,
     nonfinite: str = "cap", net_assignments: routing.NetAssignments | None = None,
     evaluation_period: int = 100, evaluation_tasks: int = 8, evaluation_steps: int = 100,
@@ -94,8 +108,12 @@ def meta_train_families(
                                    nonfinite)
     runs.append(FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,
                                tasks_lib.fold(base_seed, 1, index), jit_compile, strategy))
-  validate = validation_runner(validation_family, optimizer, net_assignments, evaluation_tasks,
-                               evaluation_steps, tasks_lib.fold(base_seed, 2), jit_compile)
+  if isinstance(validation_families, tasks_lib.TaskFamily):
+    validation_families = [validation_families]
+  validators = [validation_runner(family, optimizer, net_assignments, evaluation_tasks,
+                                  evaluation_steps, tasks_lib.fold(base_seed, 2, index),
+                                  jit_compile)
+                for index, family in enumerate(validation_families)]
   best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
   best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
   manager = None
@@ -125,8 +143,7 @@ def meta_train_families(
     entry = {"step": step + 1, "meta_loss": meta_loss, "grad_norm": float(result.grad_norm),
              "applied": bool(result.applied), "nonfinite": int(learner.nonfinite)}
     if (step + 1) % evaluation_period == 0 or step + 1 == num_outer_steps:
-      losses = validate().numpy()
-      score = float(losses.mean())
+      score = validation_score([validate().numpy() for validate in validators])
       entry["validation_log10_loss"] = math.log10(score) if score > 0 else math.nan
       if score < float(best):
         best.assign(score)

@@ -57,14 +57,14 @@ def test_smoke_pes_on_quadratics_improves_the_lstm():
   family = families.Quadratic(batch_size=16)
   optimizer = meta.MetaOptimizer.from_preset("original")
   config = estimators.EstimatorConfig("pes", num_tasks=4, num_particles=2, sigma=0.01,
-                                           truncation=10, horizon=tasks.ConstantHorizon(50))
+                                      truncation=10, horizon=tasks.ConstantHorizon(50))
   result = family_training.meta_train_families(
       optimizer, [family], family, config, 60, learning_rate=3e-3, evaluation_period=30,
       evaluation_tasks=4, evaluation_steps=100, seed=0)
   first, last = (h["validation_log10_loss"] for h in result.history)
   untrained = family_training.validation_runner(
       family, meta.MetaOptimizer.from_preset("original"), None, 4, 100, tasks.fold(
-          tasks.as_seed(0), 2), True)()
+          tasks.as_seed(0), 2, 0), True)()
   assert result.nonfinite == 0
   assert last < np.log10(np.mean(untrained)) - 0.3, (first, last)
 
@@ -83,3 +83,11 @@ def test_validation_runs_a_loaded_optimizer_with_its_saved_weights(tmp_path):
   other = family_training.validation_runner(
       family, meta.MetaOptimizer.from_preset("original"), None, 2, 10, seed, False)()
   assert np.abs(other - expected).max() > 1e-6
+
+
+def test_the_validation_score_is_the_geometric_mean_over_families():
+  np.testing.assert_allclose(family_training.validation_score([np.array([2.0, 4.0])]), 3.0)
+  np.testing.assert_allclose(
+      family_training.validation_score([np.array([0.01]), np.array([100.0, 100.0])]), 1.0)
+  assert np.isnan(family_training.validation_score([np.array([np.nan]), np.array([1.0])]))
+  assert family_training.validation_score([np.array([np.inf]), np.array([1.0])]) == np.inf
