@@ -27,6 +27,7 @@ own, stateful ones: those draws follow TF's random seed, not the seeds given.
 """
 
 import math
+import re
 from typing import Any, Callable, NamedTuple, Sequence
 
 import tensorflow as tf
@@ -222,7 +223,7 @@ class MakeLossFamily(TaskFamily):
   """A ``make_loss`` problem as a family (see ``from_make_loss``)."""
 
   def __init__(self, make_loss: variables_lib.MakeLoss, name: str = "make_loss"):
-    super().__init__(name=name)
+    super().__init__(name=re.sub(r"\W", "_", name))  # Module names are identifiers.
     self._make_loss = make_loss
     self.record = variables_lib.record_variables(make_loss)
     if not self.record.trainable:

@@ -197,3 +197,15 @@ def test_every_registry_family_gives_finite_losses():
     assert [p.shape for p in params] == family.param_shapes()
     assert np.isfinite(float(task.loss(params, task.batch(3)))), name
   assert set(problems.MIXTURES["general"]) <= set(problems.FAMILY_NAMES)
+
+
+def test_cifar_multi_runs_as_a_task_family_through_the_adapter(cifar_dir):
+  """Batch norm writes its statistics, so every task shares them; the trainables are the task's."""
+  from l2l import tasks
+  family, assignments = problems.get_family("cifar-multi", "train", str(cifar_dir[0]))
+  assert not family.per_task_constants
+  assert [key for key, _ in assignments] == ["conv", "fc"]
+  first, second = family.init((), tasks.as_seed(0)), family.init((), tasks.as_seed(1))
+  stacked = [tf.stack([a, b]) for a, b in zip(first, second)]
+  losses = family.batched_loss(((), ()), stacked, ((), ()))
+  assert losses.shape == (2,) and np.all(np.isfinite(losses.numpy()))
