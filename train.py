@@ -104,7 +104,8 @@ flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on the nets (Ada
                    "families).", lower_bound=0.0)
 flags.DEFINE_enum("strategy", "none", list(distribute.STRATEGIES),
                   "tf.distribute strategy (task families): mirrored runs --num_tasks tasks on each "
-                  "of --num_replicas devices (GPUs, or logical CPUs) and averages the estimates.")
+                  "of --num_replicas devices (GPUs, or logical CPUs) and averages the estimates; "
+                  "multi_worker does the same on the workers of TF_CONFIG.")
 flags.DEFINE_integer("num_replicas", 2, "Replicas of --strategy=mirrored.", lower_bound=1)
 flags.DEFINE_enum("nonfinite", "cap", ["cap", "skip"], "Non-finite meta-losses (task families): "
                   "cap each problem's at 20, or skip the update.")
@@ -182,8 +183,13 @@ def _check_checkpointing(values):
 
 
 def train_on_families() -> None:
+  # Devices and collectives are set up before anything creates a tensor.
   if FLAGS.strategy == "mirrored":
-    distribute.use_logical_cpus(FLAGS.num_replicas)  # Before anything creates a tensor.
+    distribute.use_logical_cpus(FLAGS.num_replicas)
+  try:
+    strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_replicas)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
   names = _problem_names()
   try:
     horizon = tasks.parse_horizon(FLAGS.horizon or FLAGS.num_steps)
@@ -204,13 +210,12 @@ def train_on_families() -> None:
       optimizer, families, validation, config, FLAGS.num_outer_steps, FLAGS.learning_rate,
       FLAGS.weight_decay, FLAGS.clip_norm, FLAGS.nonfinite, assignments, FLAGS.evaluation_period,
       FLAGS.evaluation_epochs, FLAGS.num_steps, FLAGS.save_path, FLAGS.checkpoint_every or None,
-      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds,
-      distribute.make_strategy(FLAGS.strategy, FLAGS.num_replicas))
+      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds, strategy)
   print(f"meta-trained on {FLAGS.problem} with {config.estimator}: {FLAGS.num_outer_steps} outer "
         f"steps (from {result.start_step}), {result.inner_steps_per_second:.0f} inner steps x "
         f"tasks per second, best validation log10 mean final loss {result.best_log10_loss:.3f} "
         f"(outer step {result.best_step}), {result.nonfinite} non-finite")
-  if FLAGS.save_path and result.best_step:
+  if FLAGS.save_path and result.best_step and distribute.writes_files(strategy):
     print(f"best optimizer (outer step {result.best_step}, validation log10 mean final loss "
           f"{result.best_log10_loss:.3f}) saved to {FLAGS.save_path}")
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from l2l import checkpoint
+from l2l import distribute
 from l2l import meta
 from l2l import outer
 from l2l import routing
@@ -95,6 +96,7 @@ def meta_train_families(
     raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
   if num_outer_steps < 1:
     raise ValueError(f"num_outer_steps must be positive, got {num_outer_steps}.")
+  writes = distribute.writes_files(strategy)  # Only the chief of a cluster writes.
   base_seed = tasks_lib.as_seed(seed)
   tf.random.set_seed(seed)  # The nets' initial weights, drawn when the first family builds them.
   runs, learner = [], None
@@ -148,7 +150,7 @@ def meta_train_families(
       if score < float(best):
         best.assign(score)
         best_step.assign(step + 1)
-        if save_path:
+        if save_path and writes:
           optimizer.save(save_path)
       history.append(entry)
     now = time.perf_counter()
@@ -162,11 +164,11 @@ def meta_train_families(
                    f"validation {entry['validation_log10_loss']:.3f}"
                    if "validation_log10_loss" in entry else "", rate,
                    rate * (num_outer_steps - step - 1))
-    if manager and checkpoint_every and (step + 1) % checkpoint_every == 0:
+    if manager and writes and checkpoint_every and (step + 1) % checkpoint_every == 0:
       manager.save(checkpoint_number=step + 1)
-  if manager and checkpoint_every and int(learner.step) % checkpoint_every:
+  if manager and writes and checkpoint_every and int(learner.step) % checkpoint_every:
     manager.save(checkpoint_number=int(learner.step))
-  replicas = strategy.num_replicas_in_sync if strategy else 1
+  replicas = strategy.num_replicas_in_sync if strategy else 1  # On every worker.
   problems_per_step = runs[0].unroll.num_problems * config.truncation * replicas
   steps_per_second = timed_steps / timed_seconds if timed_seconds else math.nan
   best_value = float(best)

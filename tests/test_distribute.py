@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
 from cli_helpers import ROOT
 
 SCRIPT = textwrap.dedent("""
@@ -57,3 +59,43 @@ def test_mirrored_estimate_is_the_mean_of_the_replicas_estimates():
                           text=True, timeout=300)
   assert result.returncode == 0, result.stdout + result.stderr[-3000:]
   assert "tbptt ok" in result.stdout and "pes ok" in result.stdout
+
+
+def _free_port() -> int:
+  import socket
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_workers_end_where_one_process_over_the_same_tasks_ends(tmp_path):
+  """train.py --strategy=multi_worker in 2 processes on localhost (TF_CONFIG) and --strategy=
+  mirrored over 2 logical CPUs in one: the same checkpoint, tensor for tensor."""
+  import json
+  import os
+
+  from cli_helpers import checkpoint_tensors, run
+
+  args = ["train.py", "--problem=quadratic", "--estimator=pes", "--num_tasks=1", "--truncation=5",
+          "--horizon=10", "--num_outer_steps=3", "--evaluation_period=3", "--nojit_compile",
+          "--checkpoint_every=3", "--seed=1"]
+  workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
+  processes = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
+        {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+    processes.append(subprocess.Popen(
+        [sys.executable, *args, "--strategy=multi_worker", f"--save_path={tmp_path / 'cluster'}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  outputs = [p.communicate(timeout=300)[0] for p in processes]
+  assert all(p.returncode == 0 for p in processes), outputs[0][-2000:] + outputs[1][-2000:]
+  assert "saved to" in outputs[0] and "saved to" not in outputs[1]  # Only the chief writes.
+  run(*args, "--strategy=mirrored", "--num_replicas=2", f"--save_path={tmp_path / 'one'}")
+  cluster = checkpoint_tensors(tmp_path / "cluster" / "checkpoints")
+  one = checkpoint_tensors(tmp_path / "one" / "checkpoints")
+  assert cluster.keys() == one.keys() and any("learner" in k for k in one)
+  for name, value in one.items():
+    np.testing.assert_array_equal(cluster[name], value, err_msg=name)
+  out = run("train.py", "--problem=quadratic", "--strategy=multi_worker", check=False)
+  assert out.returncode != 0 and "--strategy=multi_worker reads the cluster from TF_CONFIG" in (
+      out.stderr)

@@ -99,12 +99,14 @@ class FamilyEstimate(tf.Module):
       state = self._pack([leaf[replica] for leaf in flat])
       meta_loss, grads, state = self._estimate(theta, state,
                                                tasks_lib.fold(noise_seed, replica))
-      return meta_loss, grads, tf.nest.flatten(state)
+      return meta_loss, grads, [leaf[None] for leaf in tf.nest.flatten(state)]
 
     meta_loss, grads, state = self._strategy.run(on_replica)
     mean = lambda value: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+    # Every replica's (and every worker's) new task state, in replica order, on every worker:
+    # the chief's checkpoint then holds all of it.
     return (mean(meta_loss), [mean(g) for g in grads],
-            [tf.stack(self._strategy.experimental_local_results(leaf)) for leaf in state])
+            [self._strategy.gather(leaf, axis=0) for leaf in state])
 
   @tf.function
   def step(self, noise_seed: tf.Tensor) -> tuple[tf.Tensor, outer.OuterStep]:
