@@ -70,7 +70,26 @@ def downsample(images: np.ndarray, size: int) -> np.ndarray:
   return tf.image.resize(floats, [size, size], method="area").numpy()
 
 
-class MLPClassifier(tasks.TaskFamily):
+class _ImageData(tasks.TaskFamily):
+  """Minibatches of images (flattened or not) and labels drawn with replacement, kept in
+  non-trainable variables."""
+
+  def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, name: str):
+    super().__init__(name=name)
+    self._images = tf.Variable(images.astype(np.float32), trainable=False, name="images")
+    self._labels = tf.Variable(labels.astype(np.int32), trainable=False, name="labels")
+    self._batch_size = batch_size
+
+  def batch(self, config, seed):
+    del config
+    count = tf.shape(self._labels, out_type=tf.int64)[0]
+    indices = tf.random.stateless_uniform([self._batch_size], seed=seed, minval=0,
+                                          maxval=count, dtype=tf.int64)
+    images, labels = self._images.read_value(), self._labels.read_value()
+    return tf.gather(images, indices), tf.gather(labels, indices)
+
+
+class MLPClassifier(_ImageData):
   """An MLP on images with softmax cross-entropy, trained on minibatches drawn with replacement.
 
   A task is one initialisation and minibatch sequence (the architecture is the family's); weights
@@ -82,17 +101,14 @@ class MLPClassifier(tasks.TaskFamily):
   def __init__(self, images: np.ndarray, labels: np.ndarray, hidden: Sequence[int] = (20,),
                activation: str = "sigmoid", batch_size: int = 128,
                init_stddev: float | None = 0.01, name: str = "mlp"):
-    super().__init__(name=name)
     if activation not in mnist_lib.ACTIVATIONS:
       raise ValueError(f"Unknown activation {activation!r}; choose one of "
                        f"{sorted(mnist_lib.ACTIVATIONS)}.")
-    self._activation = mnist_lib.ACTIVATIONS[activation]
     features = int(np.prod(images.shape[1:]))
-    self._images = tf.Variable(np.reshape(images, [-1, features]).astype(np.float32),
-                               trainable=False, name="images")
-    self._labels = tf.Variable(labels.astype(np.int32), trainable=False, name="labels")
+    super().__init__(np.reshape(images, [-1, features]), labels, batch_size, name)
+    self._activation = mnist_lib.ACTIVATIONS[activation]
     self._sizes = [features, *hidden, int(labels.max()) + 1]
-    self._batch_size, self._init_stddev = batch_size, init_stddev
+    self._init_stddev = init_stddev
 
   def init(self, config, seed):
     del config
@@ -107,14 +123,6 @@ class MLPClassifier(tasks.TaskFamily):
       else:
         params.append(tf.zeros([fan_out]))
     return params
-
-  def batch(self, config, seed):
-    del config
-    count = tf.shape(self._labels, out_type=tf.int64)[0]
-    indices = tf.random.stateless_uniform([self._batch_size], seed=seed, minval=0,
-                                          maxval=count, dtype=tf.int64)
-    images, labels = self._images.read_value(), self._labels.read_value()
-    return tf.gather(images, indices), tf.gather(labels, indices)
 
   loss_broadcasts = True
 
@@ -157,25 +165,6 @@ def _fan_in_init(shapes: Sequence[Sequence[int]], seed: tf.Tensor) -> list[tf.Te
       params.append(tf.random.stateless_normal(shape, seed=tasks.fold(seed, i),
                                                stddev=1.0 / math.sqrt(fan_in)))
   return params
-
-
-class _ImageData(tasks.TaskFamily):
-  """Minibatches of images (flattened or not) and labels drawn with replacement, kept in
-  non-trainable variables."""
-
-  def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, name: str):
-    super().__init__(name=name)
-    self._images = tf.Variable(images.astype(np.float32), trainable=False, name="images")
-    self._labels = tf.Variable(labels.astype(np.int32), trainable=False, name="labels")
-    self._batch_size = batch_size
-
-  def batch(self, config, seed):
-    del config
-    count = tf.shape(self._labels, out_type=tf.int64)[0]
-    indices = tf.random.stateless_uniform([self._batch_size], seed=seed, minval=0,
-                                          maxval=count, dtype=tf.int64)
-    images, labels = self._images.read_value(), self._labels.read_value()
-    return tf.gather(images, indices), tf.gather(labels, indices)
 
 
 class ConvClassifier(_ImageData):

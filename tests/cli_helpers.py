@@ -39,3 +39,27 @@ def checkpoint_tensors(directory) -> dict:
   reader = tf.train.load_checkpoint(str(directory))
   return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
           if "save_counter" not in name}
+
+
+def kill_resume_and_compare(args: list[str], tmp_path, checkpoint_dir: str, period: int,
+                            total: int) -> dict:
+  """Runs ``python *args`` to its first checkpoint, SIGKILLs it, resumes it with ``--resume`` and
+  runs it again uninterrupted; asserts that the resumed run lost at most one checkpoint period
+  and ends with exactly the uninterrupted run's checkpoint. Returns that checkpoint's tensors."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  killed, reference = tmp_path / "killed", tmp_path / "reference"
+  index = killed / checkpoint_dir / "checkpoint"
+  returncode = kill_after_first_checkpoint([*args, f"--save_path={killed}"], index)
+  assert index.exists() and returncode == -signal.SIGKILL
+  out = run(*args, f"--save_path={killed}", "--resume").stdout
+  resumed_from = int(out.split("(from ")[1].split(")")[0])
+  assert period <= resumed_from < total and resumed_from % period == 0
+  run(*args, f"--save_path={reference}")
+  resumed = checkpoint_tensors(killed / checkpoint_dir)
+  expected = checkpoint_tensors(reference / checkpoint_dir)
+  assert resumed.keys() == expected.keys()
+  for name, value in expected.items():
+    np.testing.assert_array_equal(resumed[name], value, err_msg=name)
+  assert (killed / "config.json").read_text() == (reference / "config.json").read_text()
+  return expected

@@ -1,11 +1,10 @@
 """train.py / evaluate.py end to end on small runs, as a user calls them."""
 
 import json
-import signal
 
 import pytest
 
-from cli_helpers import checkpoint_tensors, kill_after_first_checkpoint, run
+from cli_helpers import kill_after_first_checkpoint, kill_resume_and_compare, run
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_resu
   resumed_from = int(out.split("(from ")[1].split(")")[0])
   assert 1000 <= resumed_from < 6000
   reference = sinusoid_training.train_sinusoid("reptile", 6000, 1, 5, 0.02, 0.1, seed=3,
-                                            logging_period=6000)
+                                               logging_period=6000)
   resumed = sinusoid_training.load_params(str(tmp_path))
   for a, b in zip(tf.nest.flatten(resumed), tf.nest.flatten(reference.params)):
     np.testing.assert_array_equal(a, b)
@@ -77,29 +76,13 @@ def test_sinusoid_training_killed_with_sigkill_resumes_to_the_uninterrupted_resu
 
 def test_meta_training_killed_with_sigkill_resumes_to_the_uninterrupted_state(tmp_path):
   """SIGKILL after a checkpoint; --resume must end in exactly the uninterrupted run's state."""
-  import numpy as np
-
   from l2l import training
 
   args = ["train.py", "--problem=mnist", "--num_epochs=24", "--num_steps=10", "--unroll_length=5",
           "--evaluation_period=8", "--evaluation_epochs=2", "--checkpoint_every=4",
           "--learning_rate=0.01", "--seed=5"]
-  killed = tmp_path / "killed"
-  state = killed / training.CHECKPOINT_DIR / "checkpoint"
-  returncode = kill_after_first_checkpoint([*args, f"--save_path={killed}"], state)
-  assert state.exists() and returncode == -signal.SIGKILL
-  out = run(*args, f"--save_path={killed}", "--resume").stdout
-  resumed_from = int(out.split("(from ")[1].split(")")[0])
-  assert 4 <= resumed_from < 24 and resumed_from % 4 == 0  # Lost at most one checkpoint period.
-  reference = tmp_path / "reference"
-  run(*args, f"--save_path={reference}")
-  resumed = checkpoint_tensors(killed / training.CHECKPOINT_DIR)
-  expected = checkpoint_tensors(reference / training.CHECKPOINT_DIR)
-  assert resumed.keys() == expected.keys()
+  expected = kill_resume_and_compare(args, tmp_path, training.CHECKPOINT_DIR, 4, 24)
   assert any("rng" in k for k in expected) and any("meta_optimizer" in k for k in expected)
-  for name, value in expected.items():
-    np.testing.assert_array_equal(resumed[name], value, err_msg=name)
-  assert (killed / "config.json").read_text() == (reference / "config.json").read_text()
 
 
 def test_flag_combinations_and_missing_data_are_explained(tmp_path):

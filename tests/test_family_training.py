@@ -1,8 +1,6 @@
 """Meta-training over task families end to end: train.py's family flags, kill and resume, errors,
 and a short PES run that learns."""
 
-import signal
-
 import numpy as np
 import tensorflow as tf
 
@@ -11,7 +9,7 @@ from l2l import family_training
 from l2l import meta
 from l2l import tasks
 from problems import families
-from cli_helpers import checkpoint_tensors, kill_after_first_checkpoint, run
+from cli_helpers import kill_resume_and_compare, run
 
 FAMILY_ARGS = ["train.py", "--problem=quadratic,sinusoid", "--nojit_compile", "--estimator=pes", "--num_tasks=2",
                "--num_particles=2", "--truncation=5", "--horizon=loguniform:5:30",
@@ -22,23 +20,9 @@ FAMILY_ARGS = ["train.py", "--problem=quadratic,sinusoid", "--nojit_compile", "-
 
 def test_pes_training_killed_with_sigkill_resumes_to_the_uninterrupted_state(tmp_path):
   """Tasks, step counters, horizons, PES accumulators, Adam slots: all exactly as if never killed."""
-  killed = tmp_path / "killed"
-  index = killed / family_training.CHECKPOINT_DIR / "checkpoint"
-  returncode = kill_after_first_checkpoint([*FAMILY_ARGS, f"--save_path={killed}"], index)
-  assert index.exists() and returncode == -signal.SIGKILL
-  out = run(*FAMILY_ARGS, f"--save_path={killed}", "--resume").stdout
-  resumed_from = int(out.split("(from ")[1].split(")")[0])
-  assert 8 <= resumed_from < 40 and resumed_from % 8 == 0
-  reference = tmp_path / "reference"
-  out = run(*FAMILY_ARGS, f"--save_path={reference}").stdout
-  assert "meta-trained on quadratic,sinusoid with pes: 40 outer steps (from 0)" in out
-  resumed = checkpoint_tensors(killed / family_training.CHECKPOINT_DIR)
-  expected = checkpoint_tensors(reference / family_training.CHECKPOINT_DIR)
-  assert resumed.keys() == expected.keys()
+  expected = kill_resume_and_compare(FAMILY_ARGS, tmp_path, family_training.CHECKPOINT_DIR, 8, 40)
   assert any("learner" in k and "/m/" in k for k in expected)  # Adam slots are in it.
   assert sum("tasks" in k for k in expected) > 20  # Both families' task state and PES sums.
-  for name, value in expected.items():
-    np.testing.assert_array_equal(resumed[name], value, err_msg=name)
 
 
 def test_family_flags_are_checked_with_one_line_errors(tmp_path):
