@@ -21,7 +21,7 @@ Groups = list[tuple[str, list[int]]]
 
 
 def assign_nets(names: list[str], net_keys: Sequence[str],
-                net_assignments: NetAssignments | None) -> list[tuple[str, list[int]]]:
+                net_assignments: NetAssignments | None) -> Groups:
   """``[(net_key, [variable indices])]`` from the original's ``[(net_key, [names])]`` format."""
   if net_assignments is None:
     if len(net_keys) != 1:
