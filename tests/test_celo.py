@@ -125,3 +125,22 @@ def test_keras_optimizer_loaded_by_name_trains_the_recorded_mlp_as_recorded():
   np.testing.assert_allclose(history.history["loss"], fixture["loss"], rtol=1e-4)
   for k, value in zip(("w0", "b0", "w1", "b1"), model.get_weights()):
     np.testing.assert_allclose(value, fixture[f"params/{k}"][-1], atol=1e-5, err_msg=k)
+
+
+def test_the_adam_start_steps_by_the_momentum_over_rms_relative_to_the_tensor_scale():
+  """start="adam": step = -0.01 · RMS(p) · f / RMS(f), f = m / sqrt(v + 1e-6) after one step
+  (m = 0.1 g, v = 0.001 g²), for a factored (2-D) and an unfactored (1-D) tensor."""
+  net = celo.Celo(num_steps=100, start="adam", relative_learning_rate=0.01)
+  rng = np.random.RandomState(0)
+  params = [tf.constant(rng.randn(5, 3).astype(np.float32)),
+            tf.constant(rng.randn(4).astype(np.float32))]
+  grads = [tf.constant(rng.randn(5, 3).astype(np.float32)),
+           tf.constant(rng.randn(4).astype(np.float32))]
+  steps, _ = net.updates(params, grads, tf.constant(1.0), net.initial_state([[5, 3], [4]]))
+  for p, g, step in zip(params, grads, steps):
+    f = 0.1 * g.numpy() / np.sqrt(0.001 * g.numpy() ** 2 + 1e-6)
+    expected = -0.01 * np.sqrt(np.mean(p.numpy() ** 2) + 1e-9) * f / np.sqrt(
+        1e-5 + np.mean(f ** 2))
+    np.testing.assert_allclose(step, expected, rtol=1e-4)
+  with pytest.raises(ValueError, match="Unknown start 'adam2'"):
+    celo.Celo(start="adam2")
