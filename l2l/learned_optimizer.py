@@ -62,6 +62,11 @@ class LearnedOptimizer(snt.Optimizer):
     source = meta.MetaOptimizer.load(path, num_steps=num_steps)
     return cls(source.nets, net_for, _source=source)
 
+  @property
+  def groups(self) -> list[tuple[str, list[int]]]:
+    """``[(net key, parameter indices)]``, once the first ``apply`` has built them."""
+    return self._groups.groups if self._groups is not None else []
+
   @snt.once
   def _initialize(self, parameters: Sequence[tf.Variable]):
     self._parameter_ids = [id(p) for p in parameters]
