@@ -99,6 +99,8 @@ flags.DEFINE_string("horizon", None, "Steps per task before it is replaced: a nu
 flags.DEFINE_enum("augment", "none", list(tasks.AUGMENTATIONS),
                   "Task augmentation: reparam rescales every parameter tensor by a log-uniform "
                   "factor in [1e-3, 1e3].")
+flags.DEFINE_string("init_from", None, "Start the nets from a saved optimizer (a --save_path "
+                    "directory, or a shipped name such as celo) instead of --preset (task families).")
 flags.DEFINE_integer("num_outer_steps", 1000, "Outer steps (task families).", lower_bound=1)
 flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on the nets (AdamW; task "
                    "families).", lower_bound=0.0)
@@ -111,7 +113,7 @@ flags.DEFINE_enum("nonfinite", "cap", ["cap", "skip"], "Non-finite meta-losses (
                   "cap each problem's at 20, or skip the update.")
 
 _FAMILY_FLAGS = ("estimator", "num_tasks", "num_particles", "sigma", "truncation", "horizon",
-                 "augment", "strategy")
+                 "augment", "strategy", "init_from")
 
 
 def _uses_families() -> bool:
@@ -176,6 +178,12 @@ def train_optimizer() -> None:
           f"saved to {FLAGS.save_path}")
 
 
+@flags.multi_flags_validator(["init_from", "preset"],
+                             message="--init_from and --preset both choose the nets: give one.")
+def _check_init(values):
+  return not (values["init_from"] and values["preset"])
+
+
 @flags.multi_flags_validator(["checkpoint_every", "resume", "save_path"],
                              message="--checkpoint_every and --resume need --save_path.")
 def _check_checkpointing(values):
@@ -205,7 +213,10 @@ def train_on_families() -> None:
   validation = [problems.get_family(name, "test", FLAGS.data_dir)[0] for name in names]
   net_keys = (problems.get_config(names[0], "train", FLAGS.data_dir).net_keys
               if names[0] in problems.NAMES else None)
-  optimizer = meta.MetaOptimizer.from_preset(FLAGS.preset or "original", net_keys)
+  if FLAGS.init_from:
+    optimizer = meta.MetaOptimizer.load(FLAGS.init_from)
+  else:
+    optimizer = meta.MetaOptimizer.from_preset(FLAGS.preset or "original", net_keys)
   result = family_training.meta_train_families(
       optimizer, families, validation, config, FLAGS.num_outer_steps, FLAGS.learning_rate,
       FLAGS.weight_decay, FLAGS.clip_norm, FLAGS.nonfinite, assignments, FLAGS.evaluation_period,

@@ -105,9 +105,10 @@ class NetGroups:
       start += count
     return out
 
-  def batched_initial_state(self, shapes: Sequence[Sequence[int]], num_problems: int
-                            ) -> list[Any]:
-    """Per group, the state for ``num_problems`` problems (leading axis)."""
+  def batched_initial_state(self, shapes: Sequence[Sequence[int]], num_problems: int,
+                            num_steps: tf.Tensor | None = None) -> list[Any]:
+    """Per group, the state for ``num_problems`` problems (leading axis); ``num_steps``: each
+    problem's planned horizon [num_problems], for the nets that read it (``with_horizon``)."""
     states = []
     for key, indices in self.groups:
       net = self.nets[key]
@@ -116,8 +117,11 @@ class NetGroups:
       else:
         initial = net.initial_state(
             sum(int(net.to_rows(tf.zeros(shapes[i])).shape[0]) for i in indices))
-      states.append(tf.nest.map_structure(
-          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank), initial))
+      initial = tf.nest.map_structure(
+          lambda s: tf.tile(s[None], [num_problems] + [1] * s.shape.rank), initial)
+      if num_steps is not None and isinstance(net, TensorNetwork):
+        initial = net.with_horizon(initial, num_steps)
+      states.append(initial)
     return states
 
   def updates(self, params: Sequence[tf.Tensor], grads: Sequence[tf.Tensor],

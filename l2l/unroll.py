@@ -90,7 +90,8 @@ class Unroll:
                            fn_output_signature=tf.int64)
     draws = tf.zeros([self.num_problems], tf.int32)
     config, params, task_seeds, horizon = self._draw(slot_seeds, draws)
-    return TaskState(params, self.optimizer.batched_initial_state(self.shapes, self.num_problems),
+    return TaskState(params, self.optimizer.batched_initial_state(self.shapes, self.num_problems,
+                                                                  horizon),
                      config, task_seeds, slot_seeds, tf.zeros([self.num_problems], tf.int32),
                      horizon, draws, tf.zeros([self.num_problems], tf.int32))
 
@@ -120,7 +121,7 @@ class Unroll:
     def replace(state):
       draws = state.draws + tf.cast(done, tf.int32)
       config, params, task_seeds, horizon = self._draw(state.slot_seed, draws)
-      fresh_opt = self.optimizer.batched_initial_state(self.shapes, self.num_problems)
+      fresh_opt = self.optimizer.batched_initial_state(self.shapes, self.num_problems, horizon)
 
       def pick(new, old):
         mask = tf.reshape(done, [-1] + [1] * (old.shape.rank - 1))

@@ -144,3 +144,26 @@ def test_the_adam_start_steps_by_the_momentum_over_rms_relative_to_the_tensor_sc
     np.testing.assert_allclose(step, expected, rtol=1e-4)
   with pytest.raises(ValueError, match="Unknown start 'adam2'"):
     celo.Celo(start="adam2")
+
+
+def test_a_state_told_its_horizon_steps_as_a_net_planned_for_it():
+  """``with_horizon`` (what meta-training does per task) equals building the net for that horizon:
+  the fraction-of-training and loss-timescale features follow the task's own horizon; the
+  untold state (planned for 1000 steps) steps differently."""
+  shapes, rng = [(4, 3), (3,)], np.random.default_rng(0)
+  short, planned = _published(50), _published(1000)
+  nets = (short, planned, planned)
+  states = [short.initial_state(shapes), planned.with_horizon(planned.initial_state(shapes), 50),
+            planned.initial_state(shapes)]
+  params = [tf.constant(rng.normal(size=s), tf.float32) for s in shapes]
+  for t in range(30):
+    grads = [tf.constant(rng.normal(size=s), tf.float32) for s in shapes]
+    loss = tf.constant(2.0 / (1 + t), tf.float32)
+    steps = []
+    for k, net in enumerate(nets):
+      step, states[k] = net.updates(params, grads, loss, states[k])
+      steps.append(step)
+    for x, y in zip(steps[0], steps[1]):
+      np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
+    params = [p + u for p, u in zip(params, steps[0])]
+  assert not np.allclose(steps[2][0], steps[0][0], rtol=1e-3)

@@ -88,6 +88,8 @@ def test_meta_training_killed_with_sigkill_resumes_to_the_uninterrupted_state(tm
 def test_flag_combinations_and_missing_data_are_explained(tmp_path):
   out = run("train.py", "--problem=mnist", "--resume", check=False)
   assert out.returncode != 0 and "--checkpoint_every and --resume need --save_path" in out.stderr
+  out = run("train.py", "--problem=quadratic", "--init_from=celo", "--preset=celo", check=False)
+  assert out.returncode != 0 and "--init_from and --preset both choose the nets" in out.stderr
   out = run("train.py", "--problem=imagenet", check=False)
   assert out.returncode != 0 and (
       "--problem: unknown problem 'imagenet'; choose from quadratic, mnist," in out.stderr)

@@ -45,6 +45,18 @@ def test_tasks_reset_at_their_own_horizons_with_fresh_seeds():
     np.testing.assert_array_equal(state.config[0][slot], family.sample(tasks.fold(seed, 0))[0])
 
 
+def test_each_task_plans_its_own_horizon_for_nets_that_read_it():
+  from l2l.nets import celo
+  family = families.Quadratic(batch_size=2, num_dims=3)
+  groups = routing.NetGroups({"celo": celo.Celo(num_steps=1000)}, [("celo", [0])])
+  unroll = unroll_lib.Unroll(family, groups, tasks.LogUniformHorizon(2, 6), num_tasks=4)
+  state = unroll.init(3)
+  for _ in range(3):
+    np.testing.assert_array_equal(state.opt_state[0]["num_steps"], state.horizon)
+    state = unroll(groups.theta(), state, 4).state
+  assert state.draws.numpy().min() >= 1
+
+
 def test_a_diverged_task_is_replaced():
   family = families.Quadratic(batch_size=2, num_dims=3)
   unroll = unroll_lib.Unroll(family, _sgd_groups(1e6), tasks.ConstantHorizon(1000), 2)

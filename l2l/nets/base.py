@@ -21,6 +21,13 @@ class TensorNetwork(snt.Module):
     """The state before the first step, for tensors of ``shapes``."""
     raise NotImplementedError
 
+  def with_horizon(self, state: State, num_steps: tf.Tensor) -> State:
+    """``state`` (from ``initial_state``, possibly with leading batch axes) told that its training
+    runs ``num_steps`` steps (a tensor of the batch axes' shape). Nets that ignore the horizon
+    return it unchanged."""
+    del num_steps
+    return state
+
   def weight_list(self) -> list[tf.Variable]:
     """The weights ``apply`` takes, in its order."""
     return []

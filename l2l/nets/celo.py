@@ -10,7 +10,8 @@ Every number below is the published code's (config "celo"); ``l2l/pretrained/cel
 published weights. The maths is float32 throughout.
 
 State (a nested structure of tensors, so it can live in variables or a loop): the step counter, the
-LSTM state, the loss buffer (bias-corrected exponential means of the loss at 10 half-lives
+planned horizon (``num_steps`` unless ``with_horizon`` sets another, so that meta-training gives each
+task its own), the LSTM state, the loss buffer (bias-corrected exponential means of the loss at 10 half-lives
 log-spaced from 10 to ``num_steps`` steps, and their running minima), and per tensor: momentum at
 β = 0.9 / 0.99 / 0.999, the second moment at 0.999, and factored second moments (Adafactor) at
 0.9 / 0.99 / 0.999 — row and column accumulators for tensors of two or more dimensions, one per
@@ -51,10 +52,12 @@ def factored_dims(shape: Sequence[int]) -> tuple[int, int] | None:
   return order[-1], order[-2]
 
 
-def loss_buffer_decays(num_steps: int) -> np.ndarray:
-  """exp(-1 / half-life) for half-lives log-spaced from 10 to ``num_steps`` steps."""
-  half_lives = 10.0 ** np.linspace(1.0, np.log10(num_steps), NUM_LOSS_TIMESCALES)
-  return np.exp(-1.0 / half_lives).astype(np.float32)
+def loss_buffer_decays(num_steps: tf.Tensor) -> tf.Tensor:
+  """exp(-1 / half-life) for half-lives log-spaced from 10 to ``num_steps`` steps (float64 maths,
+  float32 out)."""
+  longest = tf.math.log(tf.cast(num_steps, tf.float64)) / np.log(10.0)
+  exponents = 1.0 + (longest[..., None] - 1.0) * np.linspace(0.0, 1.0, NUM_LOSS_TIMESCALES)
+  return tf.cast(tf.exp(-1.0 / 10.0 ** exponents), tf.float32)
 
 
 class Celo(TensorNetwork):
@@ -82,7 +85,6 @@ class Celo(TensorNetwork):
     if start not in ("random", "adam"):
       raise ValueError(f"Unknown start {start!r}; choose 'random' or 'adam'.")
     self.num_steps = int(num_steps)
-    self._decays = tf.constant(loss_buffer_decays(self.num_steps))
     inputs = len(TRAINING_FRACTION_SHIFTS) + NUM_LOSS_TIMESCALES - 1
 
     def normal(*shape):
@@ -133,8 +135,12 @@ class Celo(TensorNetwork):
       tensors.append((tf.zeros(shape + [3]), tf.zeros(shape + [1])) + factored)
     loss_buffer = (tf.zeros([NUM_LOSS_TIMESCALES]),
                    tf.fill([NUM_LOSS_TIMESCALES], RUNNING_MIN_START), tf.zeros([]))
-    return {"step": tf.zeros([]), "lstm": (self.lstm_initial_h + 0.0, self.lstm_initial_c + 0.0),
+    return {"step": tf.zeros([]), "num_steps": tf.constant(float(self.num_steps)),
+            "lstm": (self.lstm_initial_h + 0.0, self.lstm_initial_c + 0.0),
             "loss_buffer": loss_buffer, "tensors": tuple(tensors)}
+
+  def with_horizon(self, state: State, num_steps: tf.Tensor) -> State:
+    return dict(state, num_steps=tf.cast(num_steps, tf.float32))
 
   def weight_list(self) -> list[tf.Variable]:
     return [getattr(self, name) for name in WEIGHT_NAMES]
@@ -154,22 +160,21 @@ class Celo(TensorNetwork):
                                                accumulators, rate)
       steps.append(step)
       tensors.append(accumulators)
-    return steps, {"step": state["step"] + 1.0, "lstm": lstm, "loss_buffer": loss_buffer,
-                   "tensors": tuple(tensors)}
+    return steps, {"step": state["step"] + 1.0, "num_steps": state["num_steps"], "lstm": lstm,
+                   "loss_buffer": loss_buffer, "tensors": tuple(tensors)}
 
   def _scheduler_input(self, loss: tf.Tensor, state: State) -> tuple[tuple, tf.Tensor]:
     """The loss buffer updated with ``loss``, and the scheduler LSTM's 18 inputs: the fraction of
     training done (before this step) through 9 shifted tanh, then the 9 loss features."""
-    loss_buffer, loss_features = self._loss_features(tf.cast(loss, tf.float32),
-                                                     state["loss_buffer"])
-    fraction = state["step"] / self.num_steps
+    loss_buffer, loss_features = self._loss_features(
+        tf.cast(loss, tf.float32), state["loss_buffer"], loss_buffer_decays(state["num_steps"]))
+    fraction = state["step"] / state["num_steps"]
     return loss_buffer, tf.concat(
         [tf.tanh(10.0 * (fraction - tf.constant(TRAINING_FRACTION_SHIFTS))), loss_features], 0)
 
-  def _loss_features(self, loss: tf.Tensor, buffer):
+  def _loss_features(self, loss: tf.Tensor, buffer, decays: tf.Tensor):
     """Updates the loss buffer with ``loss``; returns it and the nine loss features."""
     means, running_min, count = buffer
-    decays = self._decays
     correction = 1.0 - decays ** (count + 1.0)
     anchor = tf.where(count == 0.0, loss, tf.reduce_max(means / correction))
     clipped = tf.minimum(2.0 * tf.abs(anchor), loss)
