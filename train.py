@@ -107,13 +107,17 @@ flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay on the nets (Ada
 flags.DEFINE_enum("strategy", "none", list(distribute.STRATEGIES),
                   "tf.distribute strategy (task families): mirrored runs --num_tasks tasks on each "
                   "of --num_replicas devices (GPUs, or logical CPUs) and averages the estimates; "
-                  "multi_worker does the same on the workers of TF_CONFIG.")
+                  "multi_worker does the same on the workers of TF_CONFIG; parameter_server: "
+                  "the workers of TF_CONFIG run ES estimates asynchronously for the chief.")
 flags.DEFINE_integer("num_replicas", 2, "Replicas of --strategy=mirrored.", lower_bound=1)
+flags.DEFINE_integer("max_staleness", 4, "--strategy=parameter_server: apply an estimate only if "
+                     "at most this many updates were applied since it read the weights.",
+                     lower_bound=0)
 flags.DEFINE_enum("nonfinite", "cap", ["cap", "skip"], "Non-finite meta-losses (task families): "
                   "cap each problem's at 20, or skip the update.")
 
 _FAMILY_FLAGS = ("estimator", "num_tasks", "num_particles", "sigma", "truncation", "horizon",
-                 "augment", "strategy", "init_from")
+                 "augment", "strategy", "init_from", "max_staleness")
 
 
 def _uses_families() -> bool:
@@ -194,7 +198,12 @@ def train_on_families() -> None:
   # Devices and collectives are set up before anything creates a tensor.
   if FLAGS.strategy == "mirrored":
     distribute.use_logical_cpus(FLAGS.num_replicas)
+  if FLAGS.strategy == "parameter_server" and (FLAGS.estimator or "tbptt") != "es":
+    raise app.UsageError("--strategy=parameter_server runs stateless ES estimates on its "
+                         "asynchronous workers: add --estimator=es.")
   try:
+    if FLAGS.strategy == "parameter_server" and distribute.serve_if_server():
+      return
     strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_replicas)
   except ValueError as e:
     raise app.UsageError(str(e)) from e
@@ -221,7 +230,8 @@ def train_on_families() -> None:
       optimizer, families, validation, config, FLAGS.num_outer_steps, FLAGS.learning_rate,
       FLAGS.weight_decay, FLAGS.clip_norm, FLAGS.nonfinite, assignments, FLAGS.evaluation_period,
       FLAGS.evaluation_epochs, FLAGS.num_steps, FLAGS.save_path, FLAGS.checkpoint_every or None,
-      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds, strategy)
+      FLAGS.resume, FLAGS.seed, FLAGS.jit_compile, FLAGS.progress_seconds, strategy,
+      FLAGS.max_staleness)
   print(f"meta-trained on {FLAGS.problem} with {config.estimator}: {FLAGS.num_outer_steps} outer "
         f"steps (from {result.start_step}), {result.inner_steps_per_second:.0f} inner steps x "
         f"tasks per second, best validation log10 mean final loss {result.best_log10_loss:.3f} "
@@ -229,6 +239,8 @@ def train_on_families() -> None:
   if FLAGS.save_path and result.best_step and distribute.writes_files(strategy):
     print(f"best optimizer (outer step {result.best_step}, validation log10 mean final loss "
           f"{result.best_log10_loss:.3f}) saved to {FLAGS.save_path}")
+  if distribute.is_parameter_server(strategy):
+    distribute.exit_chief()
 
 
 def main(argv):

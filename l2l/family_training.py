@@ -17,6 +17,7 @@ run killed at any point and resumed from its last checkpoint ends exactly where 
 run ends.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +28,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from l2l import asynchronous as async_lib
 from l2l import checkpoint
 from l2l import distribute
 from l2l import meta
@@ -35,6 +37,7 @@ from l2l import routing
 from l2l import tasks as tasks_lib
 from l2l import unroll as unroll_lib
 from l2l.estimators.family import EstimatorConfig, FamilyEstimate
+from l2l.estimators.fresh import FreshTaskEstimate
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -52,10 +55,11 @@ def validation_runner(family: tasks_lib.TaskFamily, optimizer: meta.MetaOptimize
   start = run_unroll.init(seed)
 
   @tf.function(jit_compile=jit_compile)
-  def run() -> tf.Tensor:
-    return run_unroll(net_groups.theta(), start, num_steps).final_loss
+  def final_loss(theta: list[tf.Tensor]) -> tf.Tensor:
+    return run_unroll(theta, start, num_steps).final_loss
 
-  return run
+  # Values, not variables: on a parameter server the weights live on another machine.
+  return lambda: final_loss([w.read_value() for w in net_groups.theta()])
 
 
 def validation_score(final_losses: Sequence[np.ndarray]) -> float:
@@ -78,6 +82,8 @@ class FamilyTrainResult:
   start_step: int  # > 0 when resumed.
   nonfinite: int  # Problems capped / updates skipped (see outer.OuterLearner).
   history: list[dict]
+  # Asynchronous runs (l2l.asynchronous): estimates applied, dropped as stale, lost, per worker.
+  estimates: dict | None = None
 
 
 def meta_train_families(
@@ -89,9 +95,13 @@ def meta_train_families(
     evaluation_period: int = 100, evaluation_tasks: int = 8, evaluation_steps: int = 100,
     save_path: str | None = None, checkpoint_every: int | None = None, resume: bool = False,
     seed: int = 0, jit_compile: bool = True, progress_seconds: float = 10.0,
-    strategy: tf.distribute.Strategy | None = None) -> FamilyTrainResult:
+    strategy: tf.distribute.Strategy | None = None, max_staleness: int = 4,
+    burn_in: int | None = None) -> FamilyTrainResult:
   """Meta-trains ``optimizer`` on ``families``; see the module docstring. Under a ``strategy``
-  (``l2l.distribute``) every replica runs ``config.num_tasks`` tasks of its own."""
+  (``l2l.distribute``) every replica runs ``config.num_tasks`` tasks of its own; under a
+  ``ParameterServerStrategy`` the workers run ES estimates on fresh tasks asynchronously
+  (``l2l.asynchronous``: ``max_staleness``, and ``burn_in``, the most steps a fresh task is trained
+  before its truncation, default the longest horizon)."""
   if (checkpoint_every or resume) and not save_path:
     raise ValueError("checkpoint_every and resume need a save_path to keep checkpoints in.")
   if num_outer_steps < 1:
@@ -99,17 +109,27 @@ def meta_train_families(
   writes = distribute.writes_files(strategy)  # Only the chief of a cluster writes.
   base_seed = tasks_lib.as_seed(seed)
   tf.random.set_seed(seed)  # The nets' initial weights, drawn when the first family builds them.
-  runs, learner = [], None
-  for index, family in enumerate(families):
-    if learner is None:  # The nets are built by the first family's routing.
-      probe = routing.NetGroups(optimizer.nets, routing.assign_nets(
-          family.param_names(), list(optimizer.nets), net_assignments))
-      probe.build(family.param_shapes())
-      optimizer.check_restored()
-      learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm,
-                                   nonfinite)
-    runs.append(FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,
-                               tasks_lib.fold(base_seed, 1, index), jit_compile, strategy))
+  asynchronous = distribute.is_parameter_server(strategy)
+  if asynchronous and config.estimator != "es":
+    raise ValueError("Asynchronous workers run stateless ES estimates (a re-run after a failure "
+                     f"must give the same estimate): use the es estimator, not {config.estimator}.")
+  # On a parameter server the nets and the learner's counters live on the servers.
+  with strategy.scope() if asynchronous else contextlib.nullcontext():
+    probe = routing.NetGroups(optimizer.nets, routing.assign_nets(  # Builds the nets.
+        families[0].param_names(), list(optimizer.nets), net_assignments))
+    probe.build(families[0].param_shapes())
+    optimizer.check_restored()
+    learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm, nonfinite)
+  if asynchronous:
+    runs = [FreshTaskEstimate(family, optimizer.nets, net_assignments, config.num_tasks,
+                              config.num_particles, config.sigma, config.truncation,
+                              config.horizon, burn_in or tasks_lib.longest(config.horizon),
+                              learner.cap_losses, jit_compile) for family in families]
+    updates = async_lib.AsyncUpdates(strategy, runs, learner, base_seed, max_staleness)
+  else:
+    runs = [FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,
+                           tasks_lib.fold(base_seed, 1, index), jit_compile, strategy)
+            for index, family in enumerate(families)]
   if isinstance(validation_families, tasks_lib.TaskFamily):
     validation_families = [validation_families]
   validators = [validation_runner(family, optimizer, net_assignments, evaluation_tasks,
@@ -120,11 +140,14 @@ def meta_train_families(
   best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
   manager = None
   if checkpoint_every or resume:
-    for run in runs:  # Creates the Adam slots, so that a restore fills them all.
-      run.step.get_concrete_function(tf.TensorSpec([2], tf.int64))
-    state = dict(nets=optimizer.nets, learner=learner,
-                 tasks=[run.state_variables for run in runs],
-                 best=best, best_step=best_step)
+    # Creates the Adam slots, so that a restore fills them all.
+    if asynchronous:
+      updates.trace(learner.weights)
+    else:
+      for run in runs:
+        run.step.get_concrete_function(tf.TensorSpec([2], tf.int64))
+    state = dict(nets=optimizer.nets, learner=learner, best=best, best_step=best_step,
+                 tasks=updates.scheduled if asynchronous else [r.state_variables for r in runs])
     manager = checkpoint.resumable(
         os.path.join(save_path, CHECKPOINT_DIR), state, resume,
         f"families {[f.name for f in families]}, estimator {config.estimator}")
@@ -135,9 +158,11 @@ def meta_train_families(
   history, start_time, last_line = [], time.perf_counter(), -math.inf
   timed_steps, timed_seconds = 0, 0.0
   for step in range(start_step, num_outer_steps):
-    run = runs[step % len(runs)]
     step_start = time.perf_counter()
-    meta_loss, result = run.step(tasks_lib.fold(base_seed, 3, step))
+    if asynchronous:
+      meta_loss, result, _ = updates.next_update()
+    else:
+      meta_loss, result = runs[step % len(runs)].step(tasks_lib.fold(base_seed, 3, step))
     meta_loss = float(meta_loss)
     if step >= start_step + len(runs):  # Each family's first call compiles.
       timed_steps += 1
@@ -166,13 +191,15 @@ def meta_train_families(
                    rate * (num_outer_steps - step - 1))
     if manager and writes and checkpoint_every and (step + 1) % checkpoint_every == 0:
       manager.save(checkpoint_number=step + 1)
+  estimates = updates.finish() if asynchronous else None
   if manager and writes and checkpoint_every and int(learner.step) % checkpoint_every:
     manager.save(checkpoint_number=int(learner.step))
-  replicas = strategy.num_replicas_in_sync if strategy else 1  # On every worker.
-  problems_per_step = runs[0].unroll.num_problems * config.truncation * replicas
+  replicas = strategy.num_replicas_in_sync if strategy and not asynchronous else 1
+  copies = 1 if config.estimator == "tbptt" else 2 * config.num_particles
+  problems_per_step = copies * config.num_tasks * config.truncation * replicas
   steps_per_second = timed_steps / timed_seconds if timed_seconds else math.nan
   best_value = float(best)
   return FamilyTrainResult(
       optimizer, math.log10(best_value) if 0 < best_value < math.inf else math.nan,
       int(best_step), steps_per_second, steps_per_second * problems_per_step, start_step,
-      int(learner.nonfinite), history)
+      int(learner.nonfinite), history, estimates)

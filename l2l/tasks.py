@@ -287,6 +287,11 @@ class LogUniformHorizon(NamedTuple):
 Horizon = ConstantHorizon | LogUniformHorizon
 
 
+def longest(horizon: Horizon) -> int:
+  """The most steps a task of ``horizon`` runs."""
+  return horizon.steps if isinstance(horizon, ConstantHorizon) else horizon.high
+
+
 def parse_horizon(spec: str | int) -> Horizon:
   """``"100"`` (constant) or ``"loguniform:100:2000"``."""
   text = str(spec)

@@ -137,10 +137,10 @@ class Unroll:
     state = tf.cond(tf.reduce_any(done), lambda: replace(state), lambda: state)
     return state, done
 
-  def __call__(self, theta: Sequence[tf.Tensor], state: TaskState, num_steps: int
+  def __call__(self, theta: Sequence[tf.Tensor], state: TaskState, num_steps: int | tf.Tensor
                ) -> UnrollResult:
-    """``num_steps`` steps of every problem at the optimizer weights ``theta`` (shared, or one
-    copy per problem on a leading axis)."""
+    """``num_steps`` (≥ 1; a tensor gives a dynamic trip count) steps of every problem at the
+    optimizer weights ``theta`` (shared, or one copy per problem on a leading axis)."""
     theta = list(theta)
 
     def body(t, state, total, reset, last):
@@ -157,7 +157,7 @@ class Unroll:
         lambda t, *_: t < num_steps, body,
         (tf.constant(0), state, zeros, tf.zeros([self.num_problems], tf.bool), zeros),
         maximum_iterations=num_steps)
-    losses = total / num_steps
+    losses = total / tf.cast(num_steps, total.dtype)
     state = state._replace(
         nonfinite=state.nonfinite + tf.cast(~tf.math.is_finite(losses), tf.int32))
     return UnrollResult(losses, state, reset, last)

@@ -99,3 +99,67 @@ def test_two_workers_end_where_one_process_over_the_same_tasks_ends(tmp_path):
   out = run("train.py", "--problem=quadratic", "--strategy=multi_worker", check=False)
   assert out.returncode != 0 and "--strategy=multi_worker reads the cluster from TF_CONFIG" in (
       out.stderr)
+
+
+def test_stale_estimates_are_those_older_than_max_staleness_updates():
+  from l2l import asynchronous
+  assert asynchronous.fresh_enough(version=7, step=7, max_staleness=0)
+  assert not asynchronous.fresh_enough(version=6, step=7, max_staleness=0)
+  assert asynchronous.fresh_enough(version=4, step=7, max_staleness=3)
+  assert not asynchronous.fresh_enough(version=3, step=7, max_staleness=3)
+
+
+def test_parameter_server_training_survives_a_killed_worker_and_resumes(tmp_path):
+  """train.py --strategy=parameter_server: a chief, 1 ps and 2 workers on localhost (TF_CONFIG).
+  One worker is SIGKILLed mid-run and restarted: the chief still applies every step, the
+  validation improves, estimates staler than --max_staleness=0 are dropped, and the lost one is
+  counted; then the run resumes from its checkpoint, both workers serving it."""
+  import json
+  import os
+  import re
+  import signal
+  import time
+
+  args = ["train.py", "--problem=quadratic", "--strategy=parameter_server", "--estimator=es",
+          "--num_tasks=2", "--truncation=5", "--horizon=20", "--num_steps=20",
+          "--evaluation_period=15", "--evaluation_epochs=2", "--learning_rate=0.01",
+          "--max_staleness=0", "--progress_seconds=0", "--checkpoint_every=15",
+          f"--save_path={tmp_path}"]
+  cluster = {"chief": [f"localhost:{_free_port()}"], "ps": [f"localhost:{_free_port()}"],
+             "worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+
+  def start(task_type, index, *extra, log=subprocess.DEVNULL):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
+        {"cluster": cluster, "task": {"type": task_type, "index": index}}))
+    return subprocess.Popen([sys.executable, *args, *extra], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True)
+
+  servers = [start("ps", 0), start("worker", 0), start("worker", 1)]
+  try:
+    log_path = tmp_path / "chief.log"
+    with open(log_path, "w") as log:
+      chief = start("chief", 0, "--num_outer_steps=45", log=log)
+      deadline = time.time() + 240
+      while "outer step 8/45" not in log_path.read_text() and time.time() < deadline:
+        assert chief.poll() is None, log_path.read_text()[-3000:]
+        time.sleep(0.05)
+      servers[2].send_signal(signal.SIGKILL)
+      servers[2].wait()
+      servers[2] = start("worker", 1)  # Restarted: it rejoins.
+      chief.wait(timeout=300)
+    out = log_path.read_text()
+    assert chief.returncode == 0, out[-3000:]
+    counts = out.split("estimates: ")[1].split("\n")[0]
+    applied, dropped = int(counts.split(" applied")[0]), int(counts.split(", ")[1].split()[0])
+    lost = int(counts.split(", ")[2].split()[0])
+    assert applied == 45 and dropped > 0 and lost >= 1, counts
+    validation = [float(v) for v in re.findall(r"outer step \d+/45 .* validation (\S+)", out)]
+    assert len(validation) == 3 and validation[-1] < validation[0] - 0.3, validation
+    resumed = start("chief", 0, "--num_outer_steps=60", "--resume", log=subprocess.PIPE)
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0 and "60 outer steps (from 45)" in out, out[-3000:]
+    per_worker = out.split("returned per worker ")[1].split("\n")[0]
+    assert per_worker.startswith("{0: ") and ", 1: " in per_worker, per_worker
+  finally:
+    for server in servers:
+      server.kill()
