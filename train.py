@@ -216,9 +216,10 @@ def train_on_families() -> None:
       FLAGS.estimator or "tbptt", FLAGS.num_tasks, FLAGS.num_particles, FLAGS.sigma,
       FLAGS.truncation or FLAGS.unroll_length, horizon)
   families, assignments = [], None
-  for name in names:
-    family, assignments = problems.get_family(name, "train", FLAGS.data_dir)
-    families.append(tasks.augment(family, FLAGS.augment))
+  with distribute.worker_local(strategy):
+    for name in names:
+      family, assignments = problems.get_family(name, "train", FLAGS.data_dir)
+      families.append(tasks.augment(family, FLAGS.augment))
   validation = [problems.get_family(name, "test", FLAGS.data_dir)[0] for name in names]
   net_keys = (problems.get_config(names[0], "train", FLAGS.data_dir).net_keys
               if names[0] in problems.NAMES else None)

@@ -69,10 +69,10 @@ def cpu_model() -> str:
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
-  widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in columns]
+  widths = [max(len(c), *(len(_fmt(r.get(c, "-"))) for r in rows)) for c in columns]
   print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
   for r in rows:
-    print("  ".join(_fmt(r[c]).ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join(_fmt(r.get(c, "-")).ljust(w) for c, w in zip(columns, widths)))
 
 
 def _fmt(x) -> str:

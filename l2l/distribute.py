@@ -19,6 +19,7 @@ that executes what the chief schedules, until it is killed. A worker may die and
 time; the chief and the parameter servers may not (resume from the last checkpoint).
 """
 
+import contextlib
 import os
 import sys
 
@@ -106,6 +107,22 @@ def exit_chief() -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os._exit(0)  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def worker_local(strategy: tf.distribute.Strategy | None):
+  """Variables created inside (a task family's data) get a copy on every worker under a
+  parameter server, where the workers' compiled estimates read them; elsewhere it does nothing.
+  Build the families the workers train on inside it, and those the chief validates on outside."""
+  if not is_parameter_server(strategy):
+    yield
+    return
+
+  def per_worker(next_creator, **kwargs):
+    return next_creator(per_worker_variable=True, **kwargs)
+
+  with strategy.scope(), tf.variable_creator_scope(per_worker):
+    yield
 
 
 def is_parameter_server(strategy: tf.distribute.Strategy | None) -> bool:

@@ -121,10 +121,12 @@ def meta_train_families(
     optimizer.check_restored()
     learner = outer.OuterLearner(probe.theta(), learning_rate, weight_decay, clip_norm, nonfinite)
   if asynchronous:
+    # Without XLA: a compiled estimate may not read the weights on the servers, nor the workers'
+    # copies of the data (TensorFlow 2.21: "Duplicate variable passed to XLA cluster").
     runs = [FreshTaskEstimate(family, optimizer.nets, net_assignments, config.num_tasks,
                               config.num_particles, config.sigma, config.truncation,
                               config.horizon, burn_in or tasks_lib.longest(config.horizon),
-                              learner.cap_losses, jit_compile) for family in families]
+                              learner.cap_losses, jit_compile=False) for family in families]
     updates = async_lib.AsyncUpdates(strategy, runs, learner, base_seed, max_staleness)
   else:
     runs = [FamilyEstimate(family, optimizer.nets, net_assignments, config, learner,

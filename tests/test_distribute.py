@@ -120,7 +120,7 @@ def test_parameter_server_training_survives_a_killed_worker_and_resumes(tmp_path
   import signal
   import time
 
-  args = ["train.py", "--problem=quadratic", "--strategy=parameter_server", "--estimator=es",
+  args = ["train.py", "--problem=mnist8", "--strategy=parameter_server", "--estimator=es",
           "--num_tasks=2", "--truncation=5", "--horizon=20", "--num_steps=20",
           "--evaluation_period=15", "--evaluation_epochs=2", "--learning_rate=0.01",
           "--max_staleness=0", "--progress_seconds=0", "--checkpoint_every=15",
@@ -154,7 +154,7 @@ def test_parameter_server_training_survives_a_killed_worker_and_resumes(tmp_path
     lost = int(counts.split(", ")[2].split()[0])
     assert applied == 45 and dropped > 0 and lost >= 1, counts
     validation = [float(v) for v in re.findall(r"outer step \d+/45 .* validation (\S+)", out)]
-    assert len(validation) == 3 and validation[-1] < validation[0] - 0.3, validation
+    assert len(validation) == 3 and validation[-1] < validation[0] - 0.05, validation
     resumed = start("chief", 0, "--num_outer_steps=60", "--resume", log=subprocess.PIPE)
     out = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0 and "60 outer steps (from 45)" in out, out[-3000:]
