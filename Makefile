@@ -32,8 +32,8 @@ train-mnist: $(STAMP)
 	  --output_json=$(RUN_DIR)/mnist/eval_l2l.json
 	$(PY) evaluate.py --problem=mnist --optimizer=Adam --learning_rate=0.03 --num_epochs=100 \
 	  --output_json=$(RUN_DIR)/mnist/eval_adam.json
-	$(PY) examples/train_mlp.py --optimizer_path=$(RUN_DIR)/mnist --num_steps=100 \
-	  --plot=$(RUN_DIR)/mnist/train_mlp.png
+	$(PY) examples/train_mlp.py --optimizer_path=$(RUN_DIR)/mnist --init=paper --num_steps=100 \
+	  --adam_learning_rate=0.03 --plot=$(RUN_DIR)/mnist/train_mlp.png
 
 train-sinusoid: $(STAMP)
 	$(PY) train.py --problem=sinusoid --algorithm=reptile --num_iterations=30000 --logging_period=5000 \
