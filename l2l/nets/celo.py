@@ -201,6 +201,11 @@ class Celo(TensorNetwork):
     return tf.reshape(rate, []), (h, c)
 
   def _tensor_update(self, w: dict, p: tf.Tensor, g: tf.Tensor, accumulators, rate: tf.Tensor):
+    """The step of one tensor and its next accumulators.
+
+    Every channel is kept as a tensor of the parameter's shape (never stacked into a channel axis)
+    and the MLP is written unit by unit over them, so that XLA emits the whole per-parameter
+    network as one elementwise loop after one pass of reductions for the channels' RMS."""
     shape = p.shape
     if shape.rank == 0:
       p, g = p[None], g[None]
@@ -213,20 +218,21 @@ class Celo(TensorNetwork):
     betas_f = tf.constant(FACTORED_DECAYS)
     g2 = tf.square(g)[..., None] + 1e-30
     dims = factored_dims(p.shape)
-    axes = list(range(p.shape.rank))
-    rsqrt_v = tf.math.rsqrt(second_moment + 1e-6)
+    m, v = tf.unstack(momentum, axis=-1), second_moment[..., 0]
+    rsqrt_v = tf.math.rsqrt(v + 1e-6)
     # Groups 0–8 and 13 are per coordinate; 9–12 come from the factored accumulators.
-    per_coordinate = [g[..., None], tf.clip_by_value(g, -0.1, 0.1)[..., None], p[..., None],
-                      momentum, second_moment, momentum * rsqrt_v, rsqrt_v]
+    per_coordinate = [g, tf.clip_by_value(g, -0.1, 0.1), p, *m, v,
+                      *(m_k * rsqrt_v for m_k in m), rsqrt_v]
     if dims is None:
       (diagonal,) = factored
       diagonal = betas_f * diagonal + (1.0 - betas_f) * g2
       factored = (diagonal,)
-      scaled_g = g[..., None] * tf.math.rsqrt(tf.maximum(diagonal + 1e-9, 1e-9))
-      rsqrt_diagonal = tf.math.rsqrt(diagonal + 1e-8)
+      d = tf.unstack(diagonal, axis=-1)
+      rsqrt_d = [tf.math.rsqrt(d_k + 1e-8) for d_k in d]
       hidden = _first_layer(per_coordinate + [
-          scaled_g, g[..., None] * rsqrt_v, diagonal, diagonal, rsqrt_diagonal, rsqrt_diagonal,
-          momentum * tf.math.rsqrt(diagonal)], axes, w["mlp_w0"])
+          g * tf.math.rsqrt(tf.maximum(d_k + 1e-9, 1e-9)) for d_k in d] + [g * rsqrt_v] + d + d
+          + rsqrt_d + rsqrt_d + [m_k * tf.math.rsqrt(d_k) for m_k, d_k in zip(m, d)],
+          w["mlp_w0"])
     else:
       d0, d1 = dims
       rows, cols = factored
@@ -237,40 +243,43 @@ class Celo(TensorNetwork):
       row_factor = tf.math.rsqrt(tf.maximum(
           rows / (tf.reduce_mean(rows, row_axis, keepdims=True) + 1e-9), 1e-9))
       col_factor = tf.math.rsqrt(tf.maximum(cols, 1e-9))
-      scale = tf.expand_dims(row_factor, d0) * tf.expand_dims(col_factor, d1)
+      scale = [tf.expand_dims(r, d0) * tf.expand_dims(c, d1)
+               for r, c in zip(tf.unstack(row_factor, axis=-1), tf.unstack(col_factor, axis=-1))]
       # Groups 9–12 are constant along d0 or d1: their part of the first layer is computed on the
       # accumulators and broadcast (the same numbers, as each value repeats equally often).
       w0 = tf.split(w["mlp_w0"], [15, 3, 3, 3, 3, 3], 0)
-      row_axes, col_axes = list(range(rows.shape.rank - 1)), list(range(cols.shape.rank - 1))
-      hidden = (_first_layer(per_coordinate + [g[..., None] * scale, g[..., None] * rsqrt_v,
-                                               momentum * scale],
-                             axes, tf.concat([w0[0], w0[5]], 0))
-                + tf.expand_dims(_first_layer([rows, tf.math.rsqrt(rows + 1e-8)], row_axes,
-                                              tf.concat([w0[1], w0[3]], 0)), d0)
-                + tf.expand_dims(_first_layer([cols, tf.math.rsqrt(cols + 1e-8)], col_axes,
-                                              tf.concat([w0[2], w0[4]], 0)), d1))
-    hidden = tf.nn.relu(hidden + w["mlp_b0"])
-    hidden = tf.nn.relu(_dense(hidden, w["mlp_w1"]) + w["mlp_b1"])
-    outputs = _dense(hidden, w["mlp_w2"]) + w["mlp_b2"]
-    direction, magnitude = outputs[..., 0], outputs[..., 1]
+      r, c = tf.unstack(rows, axis=-1), tf.unstack(cols, axis=-1)
+      from_rows = _first_layer(r + [tf.math.rsqrt(r_k + 1e-8) for r_k in r],
+                               tf.concat([w0[1], w0[3]], 0))
+      from_cols = _first_layer(c + [tf.math.rsqrt(c_k + 1e-8) for c_k in c],
+                               tf.concat([w0[2], w0[4]], 0))
+      hidden = [h + tf.expand_dims(h_r, d0) + tf.expand_dims(h_c, d1) for h, h_r, h_c in zip(
+          _first_layer(per_coordinate + [g * s for s in scale] + [g * rsqrt_v]
+                       + [m_k * s for m_k, s in zip(m, scale)],
+                       tf.concat([w0[0], w0[5]], 0)), from_rows, from_cols)]
+    hidden = _dense([tf.nn.relu(h + b) for h, b in zip(hidden, tf.unstack(w["mlp_b0"]))],
+                    w["mlp_w1"])
+    hidden = [tf.nn.relu(h + b) for h, b in zip(hidden, tf.unstack(w["mlp_b1"]))]
+    direction, magnitude = (o + b for o, b in zip(_dense(hidden, w["mlp_w2"][:, :2]),
+                                                  tf.unstack(w["mlp_b2"][:2])))
     param_scale = tf.sqrt(tf.reduce_mean(tf.square(p)) + 1e-9)
     step = -direction * param_scale * tf.exp(EXP_MULT * magnitude) * STEP_MULT * rate
     return tf.reshape(step, shape), (momentum, second_moment) + factored
 
 
-def _dense(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-  """``x @ w`` over the last axis, written as a broadcast product and a sum: with a few input and
-  output channels and many rows, XLA fuses it with the elementwise work that makes ``x``."""
-  return tf.reduce_sum(x[..., None] * w, -2)
+def _dense(channels: list[tf.Tensor], w: tf.Tensor) -> list[tf.Tensor]:
+  """``stack(channels, -1) @ w`` as a list of output channels, each a sum of scaled inputs: with
+  a few channels and many coordinates, XLA fuses it with the elementwise work around it."""
+  columns = tf.unstack(w)
+  return [tf.add_n([x * column[j] for x, column in zip(channels, columns)])
+          for j in range(int(w.shape[1]))]
 
 
-def _first_layer(groups: list[tf.Tensor], axes: list[int], w: tf.Tensor) -> tf.Tensor:
-  """``concat(groups) @ w`` with every channel first divided by its RMS over ``axes`` (1e-5
-  inside the root); the division is folded into ``w`` and the groups are never concatenated."""
-  sizes = [int(x.shape[-1]) for x in groups]
-  return tf.add_n([
-      _dense(x, w_x * tf.math.rsqrt(1e-5 + tf.reduce_mean(tf.square(x), axes))[:, None])
-      for x, w_x in zip(groups, tf.split(w, sizes, 0))])
+def _first_layer(channels: list[tf.Tensor], w: tf.Tensor) -> list[tf.Tensor]:
+  """``_dense`` with every channel first divided by its RMS (1e-5 inside the root); the division
+  is folded into ``w``."""
+  mean_squares = tf.stack([tf.reduce_mean(tf.square(x)) for x in channels])
+  return _dense(channels, w * tf.math.rsqrt(1e-5 + mean_squares)[:, None])
 
 
 def published_weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
