@@ -167,3 +167,25 @@ def test_a_state_told_its_horizon_steps_as_a_net_planned_for_it():
       np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
     params = [p + u for p, u in zip(params, steps[0])]
   assert not np.allclose(steps[2][0], steps[0][0], rtol=1e-3)
+
+
+def test_the_shipped_general_optimizer_loads_by_name_for_the_planned_horizon():
+  """``"general"`` (Celo's architecture, meta-trained by l2l) loads by name in both front ends;
+  ``num_steps`` is the horizon in its state, and a Keras ``fit`` with it lowers the loss."""
+  net = l2l.MetaOptimizer.load("general", num_steps=300).nets["celo"]
+  assert net.num_steps == 300 and float(net.initial_state([[2]])["num_steps"]) == 300.0
+  optimizer = l2l.LearnedOptimizer.load("general", num_steps=300)
+  variable = tf.Variable([[1.0, -2.0], [0.5, 3.0]])
+  optimizer.apply([tf.constant([[0.5, -0.5], [1.0, 1.0]])], [variable], loss=tf.constant(1.0))
+  assert np.all(np.isfinite(variable.numpy())) and not np.allclose(variable.numpy(),
+                                                                    [[1.0, -2.0], [0.5, 3.0]])
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(256, 8)).astype(np.float32)
+  y = (x @ rng.normal(size=(8, 1))).astype(np.float32)
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                            keras.layers.Dense(1)])
+  model.compile(optimizer=l2l.KerasLearnedOptimizer.load("general", num_steps=50), loss="mse")
+  history = model.fit(x, y, batch_size=256, epochs=50, verbose=0).history["loss"]
+  # Measured: 5.48 -> 0.027 (Adam 1e-3 on the same model and steps: 5.48 -> 3.76).
+  assert history[-1] < 0.05 * history[0], history[::10]

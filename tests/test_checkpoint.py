@@ -108,7 +108,7 @@ def test_shipped_optimizers_load_by_name_and_unknown_names_list_them(tmp_path):
   assert np.all(np.sign(step) == [-1, 1]) and 1e-4 < abs(step[0]) < 0.1
   assert isinstance(l2l.KerasLearnedOptimizer.load("nnadam-mnist"), l2l.KerasLearnedOptimizer)
   with pytest.raises(FileNotFoundError, match=r"no shipped optimizer of that name: the shipped "
-                     r"ones are \['celo', 'nnadam-mnist'\]"):
+                     r"ones are \['celo', 'general', 'nnadam-mnist'\]"):
     l2l.MetaOptimizer.load("general-purpose")
   with pytest.raises(FileNotFoundError, match="No saved optimizer at .*expected .*config.json"):
     l2l.MetaOptimizer.load(str(tmp_path))  # A directory, but not a saved optimizer.

@@ -45,7 +45,7 @@ def test_evaluate_learned_and_baseline_on_the_same_problems(trained_quadratic, t
 
 def test_bad_flags_are_rejected_with_the_allowed_values(tmp_path):
   out = run("evaluate.py", "--optimizer=Adagrad", check=False)
-  assert out.returncode != 0 and "value should be one of <L2L|SGD|Adam|RMSProp|NAG|celo|nnadam-mnist>" in out.stderr
+  assert out.returncode != 0 and "value should be one of <L2L|SGD|Adam|RMSProp|NAG|celo|general|nnadam-mnist>" in out.stderr
   out = run("train.py", "--num_steps=30", "--unroll_length=20", check=False)
   assert out.returncode != 0 and "--num_steps must be a multiple of --unroll_length" in out.stderr
   out = run("evaluate.py", "--optimizer=L2L", f"--path={tmp_path}", check=False)

@@ -29,9 +29,10 @@ def test_interquartile_mean(values, expected):
 
 
 def test_suite_smoke_run_on_one_task():
-  """20 steps of logistic regression: every Adam rate and the shipped optimizers, summarised."""
+  """20 steps of logistic regression: every Adam rate and two shipped optimizers, summarised."""
   task = next(t for t in heldout_tasks.TASKS if t.name == "logistic")
-  runs = [generalization.run_task(task, 0, {"nnadam-mnist": "nnadam-mnist"}, 20)]
+  runs = [generalization.run_task(task, 0, {"nnadam-mnist": "nnadam-mnist", "general": "general"},
+                                  20)]
   assert sorted(runs[0]["adam"]) == sorted(generalization.ADAM_GRID)
   assert len(generalization.ADAM_GRID) == 11 and generalization.ADAM_GRID[0] == 1e-5
   curves = {lr: r["curve"] for lr, r in runs[0]["adam"].items()}
@@ -39,9 +40,10 @@ def test_suite_smoke_run_on_one_task():
   assert curves[1e-2][-5:].mean() < curves[1e-5][-5:].mean() < curves[1e-5][0]
   row = generalization.summarise_task(task, runs)
   assert row["adam_lr"] in (0.01, 0.0316, 0.1) and row["steps"] == 20
-  entry = row["learned"]["nnadam-mnist"]
-  assert entry["final"] < row["initial_loss"] and not entry["diverged"]
-  assert entry["beats_1e-3"] and 0 < entry["speedup"] <= generalization.SPEEDUP_CAP
+  for name in ("nnadam-mnist", "general"):  # Measured: final 0.547 and 1.47, Adam 1e-3 1.79.
+    entry = row["learned"][name]
+    assert entry["final"] < row["initial_loss"] and not entry["diverged"], name
+    assert entry["beats_1e-3"] and 0 < entry["speedup"] <= generalization.SPEEDUP_CAP, name
   assert len(row["curves"]["Adam tuned"]) == 20
   summary = generalization.summarise([row])
-  assert summary["nnadam-mnist"]["wins_vs_adam_1e-3"] == 1.0
+  assert summary["nnadam-mnist"]["wins_vs_adam_1e-3"] == summary["general"]["wins_vs_adam_1e-3"] == 1.0
