@@ -1,6 +1,7 @@
 """A Keras convnet trained with a shipped learned optimizer and with Adam: fit, save, reload, go on.
 
-    .venv/bin/python examples/keras_convnet.py                     # celo against Adam 1e-3
+    .venv/bin/python examples/keras_convnet.py                     # general against Adam 1e-3
+    .venv/bin/python examples/keras_convnet.py --optimizer=celo
     .venv/bin/python examples/keras_convnet.py --optimizer=nnadam-mnist
 
 Each optimizer trains the same convnet (conv 32-64 3×3 with max-pooling, dense 10; Keras' default
@@ -28,7 +29,7 @@ from problems import datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 BATCH = 128
-flags.DEFINE_string("optimizer", "celo", "A shipped optimizer's name "
+flags.DEFINE_string("optimizer", "general", "A shipped optimizer's name "
                     f"({', '.join(sorted(l2l.pretrained.SHIPPED))}) or a directory train.py wrote.")
 flags.DEFINE_float("adam_learning_rate", 1e-3, "The Adam to compare with.", lower_bound=0.0)
 flags.DEFINE_integer("epochs", 3, "Epochs before saving.", lower_bound=1)

@@ -1,6 +1,7 @@
 """A Keras MLP trained with a shipped learned optimizer and with Adam, side by side (``model.fit``).
 
-    .venv/bin/python examples/keras_mnist.py                       # celo vs Adam 1e-3, 1e-2
+    .venv/bin/python examples/keras_mnist.py                       # general vs Adam 1e-3, 1e-2
+    .venv/bin/python examples/keras_mnist.py --optimizer=celo
     .venv/bin/python examples/keras_mnist.py --optimizer=nnadam-mnist
     .venv/bin/python examples/keras_mnist.py --optimizer=runs/q    # any directory train.py wrote
 
@@ -26,7 +27,7 @@ from problems import datasets  # noqa: E402
 
 FLAGS = flags.FLAGS
 BATCH = 128
-flags.DEFINE_string("optimizer", "celo", "A shipped optimizer's name "
+flags.DEFINE_string("optimizer", "general", "A shipped optimizer's name "
                     f"({', '.join(sorted(l2l.pretrained.SHIPPED))}) or a directory train.py wrote.")
 flags.DEFINE_list("adam_learning_rates", ["1e-3", "1e-2"], "Adam baselines to train beside it.")
 flags.DEFINE_integer("epochs", 5, "Epochs of model.fit.", lower_bound=1)
