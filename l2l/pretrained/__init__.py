@@ -12,7 +12,8 @@ DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 SHIPPED: dict[str, str] = {
     "general": "l2l's own general optimizer: Celo's architecture meta-trained with l2l's train.py and "
                "PES on the 'general' mixture of 11 task families (MLPs, convnets, autoencoders, "
-               "regression; 30 000 outer steps, about 1 h of a 2-core CPU); for neural networks.",
+               "regression; 30 000 outer steps, about 1 h of a 2-core CPU); for MLPs and convnets "
+               "like those (on models unlike them, celo does better: the README's held-out suite).",
     "celo": "Celo (Moudgil et al. 2025) with its published weights (MIT licence): a per-parameter "
             "MLP over Adam / Adafactor / momentum features and an LSTM step-size schedule over "
             "num_steps; meta-trained by its authors on tiny MLP tasks, for neural networks.",
