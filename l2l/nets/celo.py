@@ -228,11 +228,14 @@ class Celo(TensorNetwork):
       diagonal = betas_f * diagonal + (1.0 - betas_f) * g2
       factored = (diagonal,)
       d = tf.unstack(diagonal, axis=-1)
-      rsqrt_d = [tf.math.rsqrt(d_k + 1e-8) for d_k in d]
+      # Groups 9 and 10 are both the diagonal, 11 and 12 both its inverse root: each pair is one
+      # channel (the same RMS) with the sum of the two groups' weights.
+      w0 = tf.split(w["mlp_w0"], [15, 3, 3, 3, 3, 3], 0)
       hidden = _first_layer(per_coordinate + [
-          g * tf.math.rsqrt(tf.maximum(d_k + 1e-9, 1e-9)) for d_k in d] + [g * rsqrt_v] + d + d
-          + rsqrt_d + rsqrt_d + [m_k * tf.math.rsqrt(d_k) for m_k, d_k in zip(m, d)],
-          w["mlp_w0"])
+          g * tf.math.rsqrt(tf.maximum(d_k + 1e-9, 1e-9)) for d_k in d] + [g * rsqrt_v] + d
+          + [tf.math.rsqrt(d_k + 1e-8) for d_k in d]
+          + [m_k * tf.math.rsqrt(d_k) for m_k, d_k in zip(m, d)],
+          tf.concat([w0[0], w0[1] + w0[2], w0[3] + w0[4], w0[5]], 0))
     else:
       d0, d1 = dims
       rows, cols = factored
