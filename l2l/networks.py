@@ -216,20 +216,34 @@ def _feature_major(rows: tf.Tensor) -> tf.Tensor:
   return tf.linalg.matrix_transpose(rows)
 
 
-def lstm_stack_apply(theta: Sequence[tf.Tensor], hidden_sizes: Sequence[int], inputs: tf.Tensor,
-                     prev_state) -> tuple[tf.Tensor, tuple]:
+@tf.recompute_grad
+def _lstm_cell(w: tf.Tensor, b: tf.Tensor, x: tf.Tensor, h: tf.Tensor, c: tf.Tensor
+               ) -> tuple[tf.Tensor, tf.Tensor]:
+  """One LSTM layer over feature-major rows: (next hidden, next cell).
+
+  Differentiated by recomputing its gates from the inputs (``tf.recompute_grad``): over a
+  ``tf.while_loop`` unroll only x, h and c are stacked for the backward pass, not the five
+  gate-sized intermediates, which halves the memory traffic of a meta-iteration
+  (``bench/mnist_speed.py``).
+  """
+  hidden = h.shape[-2]
+  gates = tf.matmul(w, tf.concat([x, h], -2)) + b
+  sigmoid_gates, cell_gate = tf.split(gates, [3 * hidden, hidden], -2)
+  input_gate, forget_gate, output_gate = tf.split(tf.sigmoid(sigmoid_gates), 3, -2)
+  c = forget_gate * c + input_gate * tf.tanh(cell_gate)
+  return output_gate * tf.tanh(c), c
+
+
+def lstm_stack_apply(theta: Sequence[tf.Tensor], inputs: tf.Tensor, prev_state
+                     ) -> tuple[tf.Tensor, tuple]:
   """The maths of ``LSTMStack`` at weights ``theta = [w_0, b_0, w_1, b_1, ...]``.
 
   inputs ``[..., input_size, N]``; returns (top hidden state ``[..., hidden, N]``, next state).
   """
   next_state, x = [], inputs
-  for i, ((h, c), hidden) in enumerate(zip(prev_state, hidden_sizes)):
-    w, b = theta[2 * i], theta[2 * i + 1]
-    gates = tf.matmul(w, tf.concat([x, h], -2)) + b
-    sigmoid_gates, cell_gate = tf.split(gates, [3 * hidden, hidden], -2)
-    input_gate, forget_gate, output_gate = tf.split(tf.sigmoid(sigmoid_gates), 3, -2)
-    c = forget_gate * c + input_gate * tf.tanh(cell_gate)
-    x = output_gate * tf.tanh(c)
+  for i, (h, c) in enumerate(prev_state):
+    x, c = _lstm_cell(tf.convert_to_tensor(theta[2 * i]), tf.convert_to_tensor(theta[2 * i + 1]),
+                      x, h, c)
     next_state.append((x, c))
   return x, tuple(next_state)
 
@@ -277,7 +291,7 @@ class LSTMStack(snt.Module):
   def __call__(self, inputs: tf.Tensor, prev_state) -> tuple[tf.Tensor, tuple]:
     """inputs: ``[input_size, N]``; returns (top hidden state ``[hidden, N]``, next state)."""
     self.build(int(inputs.shape[-2]))
-    return lstm_stack_apply(self.weight_list(), self.hidden_sizes, inputs, prev_state)
+    return lstm_stack_apply(self.weight_list(), inputs, prev_state)
 
 
 class DeepLSTM(Network):
@@ -329,7 +343,7 @@ class DeepLSTM(Network):
     features = _feature_major(self._preprocess(rows))
     *core_theta, w, b = theta
     if self.core is not None:
-      features, state = lstm_stack_apply(core_theta, self.core.hidden_sizes, features, state)
+      features, state = lstm_stack_apply(core_theta, features, state)
     outputs = tf.matmul(w, features) + b
     return _feature_major(outputs) * self._scale, state
 
@@ -462,8 +476,7 @@ class NNAdam(Network):
         tf.math.log((sum_gg + tiny) / (sum_v + tiny)),
         # Bias-corrected momentum energy: sum_mm / (1 - power1)^2.
         tf.math.log((sum_mm + tiny) / (tf.square(1 - power1) * sum_v + tiny))], -2)
-    hidden, core_state = lstm_stack_apply(core_theta, self.core.hidden_sizes, features,
-                                          core_state)
+    hidden, core_state = lstm_stack_apply(core_theta, features, core_state)
     log_rate, beta1_offset = tf.split(tf.matmul(w, hidden) + b, 2, -2)
     beta1 = tf.sigmoid(self._beta1_logit + beta1_offset)
     m = beta1 * m + (1 - beta1) * rows
