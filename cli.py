@@ -5,6 +5,7 @@ and C++ log lines (device probing, oneDNN notices, checkpoint sharding timings) 
 line has ``--tf_logs``. ``run(main)`` is ``absl.app.run`` that reports a user's mistake (a bad flag
 combination, a missing file, a saved optimizer that does not load, diverged training) as one line
 ``error: ...`` with exit status 1; ``--verbosity=1`` (or higher) shows the traceback instead.
+``set_intra_op_threads`` applies the ``--intra_op_threads`` choice before TensorFlow starts.
 """
 
 import contextlib
@@ -35,6 +36,18 @@ def quiet_tensorflow() -> None:
       record.levelno >= logging.ERROR)
 
 
+def set_intra_op_threads(threads: int | None) -> None:
+  """Runs TensorFlow's kernels (XLA's included) on ``threads`` threads; None keeps its default.
+
+  Must come before the first TensorFlow operation; one thread is faster for problems whose kernels
+  are too small to share out (see ``problems.intra_op_threads``).
+  """
+  if threads is None:
+    return
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf.config.threading.set_intra_op_parallelism_threads(threads)
+
+
 @contextlib.contextmanager
 def _stderr_to_devnull():
   sys.stderr.flush()
@@ -49,17 +62,25 @@ def _stderr_to_devnull():
     os.close(devnull)
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-  """``absl.app.run(main)`` with user mistakes reported as one ``error:`` line (exit status 1)."""
+def run(main: Callable[[list[str]], None],
+        default_threads: Callable[[], int | None] = lambda: None) -> None:
+  """``absl.app.run(main)`` with user mistakes reported as one ``error:`` line (exit status 1).
+
+  ``default_threads()`` (called once the flags are parsed) gives the intra-op thread count when
+  ``--intra_op_threads`` is not set.
+  """
   from absl import app, flags  # pylint: disable=import-outside-toplevel
   from l2l import checkpoint  # pylint: disable=import-outside-toplevel
 
   flags.DEFINE_boolean(TF_LOGS_FLAG[2:], False, "Show TensorFlow's own log lines (start-up, "
                        "devices, XLA, checkpoint timings), hidden by default.")
+  flags.DEFINE_integer("intra_op_threads", None, "Threads for TensorFlow's kernels (default: the "
+                       "problem's measured choice, else one per core).", lower_bound=1)
   user_errors = (app.UsageError, FileNotFoundError, checkpoint.LoadError, FloatingPointError)
 
   def main_with_errors(argv: list[str]) -> None:
     try:
+      set_intra_op_threads(flags.FLAGS.intra_op_threads or default_threads())
       main(argv)
     except user_errors as e:
       if flags.FLAGS.verbosity >= 1:

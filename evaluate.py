@@ -173,4 +173,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, default_threads=lambda: problems.intra_op_threads(FLAGS.problem))

@@ -49,8 +49,9 @@ flags.DEFINE_boolean("second_derivatives", False, "Differentiate through optimiz
 flags.DEFINE_enum("preset", None, sorted(meta.PRESETS),
                   "Net configuration; default: the problem's own.")
 flags.DEFINE_boolean("jit_compile", True, "Compile each unroll with XLA (faster on CPU).")
-flags.DEFINE_integer("logging_period", 100, "Epochs between progress lines (sinusoid: iterations "
-                     "per compiled call and progress line).", lower_bound=1)
+flags.DEFINE_integer("logging_period", None, "Epochs between progress lines (default 100; "
+                     "sinusoid: iterations per compiled call and progress line, default 1000).",
+                     lower_bound=1)
 flags.DEFINE_float("progress_seconds", 10.0, "At least one progress line per this many seconds.",
                    lower_bound=0.0)
 flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations (and one after the "
@@ -146,8 +147,9 @@ def train_sinusoid() -> None:
   variant = FLAGS.reptile_variant if FLAGS.algorithm == "reptile" else "library"
   result = sinusoid_training.train_sinusoid(
       FLAGS.algorithm, FLAGS.num_iterations, FLAGS.meta_batch_size, FLAGS.inner_steps,
-      FLAGS.inner_learning_rate, FLAGS.outer_learning_rate, FLAGS.seed, FLAGS.logging_period,
-      variant, FLAGS.save_path, FLAGS.checkpoint_every or None, FLAGS.resume)
+      FLAGS.inner_learning_rate, FLAGS.outer_learning_rate, FLAGS.seed,
+      FLAGS.logging_period or sinusoid_training.LOGGING_PERIOD, variant, FLAGS.save_path,
+      FLAGS.checkpoint_every or None, FLAGS.resume)
   print(f"trained {FLAGS.algorithm} ({variant}) on sinusoid: {FLAGS.num_iterations} iterations "
         f"(from {result.start_iteration}), {result.iterations_per_second:.0f} iterations/s, "
         f"compiled in {result.compile_seconds:.1f} s")
@@ -168,7 +170,7 @@ def train_optimizer() -> None:
   result = training.meta_train(
       problems.get_config(FLAGS.problem, "train", FLAGS.data_dir), FLAGS.num_epochs,
       FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate, FLAGS.second_derivatives,
-      FLAGS.evaluation_period, FLAGS.evaluation_epochs, FLAGS.logging_period, FLAGS.save_path,
+      FLAGS.evaluation_period, FLAGS.evaluation_epochs, FLAGS.logging_period or 100, FLAGS.save_path,
       FLAGS.seed, FLAGS.preset, FLAGS.jit_compile, FLAGS.clip_norm,
       FLAGS.checkpoint_every or None, FLAGS.resume, FLAGS.max_nonfinite, FLAGS.progress_seconds)
   print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs (from {result.start_epoch}), "
@@ -256,4 +258,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  cli.run(main, default_threads=lambda: problems.intra_op_threads(FLAGS.problem))

@@ -19,7 +19,8 @@ Three references compute the same numbers from the same weights (checked before 
 The target is to match or beat the JAX version. This machine's speed drifts from day to day (the
 references' absolute times vary 2× between sessions), so compare within one run: the column
 ``vs_jax`` is the median over interleaved blocks of l2l's time over the JAX version's.
-Trace time is Python tracing into a graph; the first call adds XLA compilation where jit_compile.
+TensorFlow runs on one intra-op thread, as train.py runs the quadratic (``problems.intra_op_threads``:
+its kernels are too small to share out over a thread pool). Trace time is Python tracing into a graph; the first call adds XLA compilation where jit_compile.
 Memory: the peak bytes of TensorFlow's CPU allocator during one meta-iteration (after a warm-up
 call), at unroll 20 / 100 / 400.
 
@@ -34,6 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cli  # noqa: E402
 
 cli.quiet_tensorflow()  # Before TensorFlow is imported.
+import problems  # noqa: E402
+
+cli.set_intra_op_threads(problems.intra_op_threads("quadratic"))  # As train.py runs it.
 
 import numpy as np  # noqa: E402
 import sonnet as snt  # noqa: E402
@@ -252,6 +256,7 @@ def main():
   print_table(memory, ["unroll", "jit_compile", "peak_MiB"])
   path = write_results(
       "meta_step", rows, memory=memory, target_vs_jax=1.0,
+      intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
       setting=f"quadratic {BATCH}x{DIMS}, original preset (LSTM 20-20, LogAndSign k=5, scale 0.01), "
               f"unroll {UNROLL}; median of 15 interleaved blocks of 10 meta-iterations")
   print(f"wrote {path}")

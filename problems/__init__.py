@@ -56,6 +56,17 @@ _CONFIGS: dict[str, Callable[[str, str | None], ProblemConfig]] = {
 }
 NAMES = tuple(_CONFIGS)
 
+# TensorFlow intra-op threads that run a problem fastest on the 2-core machine, where one thread
+# beats TensorFlow's default of one per core: on these small problems every XLA kernel is too short
+# for handing work to a thread pool to pay (bench/sinusoid.py, bench/meta_step.py). The others
+# (MNIST's 15 910 coordinates, say) run faster on every core.
+_INTRA_OP_THREADS = {"quadratic": 1, "sinusoid": 1}
+
+
+def intra_op_threads(name: str) -> int | None:
+  """The intra-op thread count the named problem runs fastest with; None: TensorFlow's default."""
+  return _INTRA_OP_THREADS.get(name)
+
 
 def get_config(name: str, mode: str = "train", data_dir: str | None = None) -> ProblemConfig:
   """The named configuration.

@@ -37,6 +37,9 @@ ALGORITHMS = ("reptile", "fomaml", "maml")
 VARIANTS = ("seed", "library")
 CHECKPOINT_DIR = "checkpoints"
 PARAMS_PREFIX = "params"
+# Iterations per compiled call and progress line by default: the demo's own plotting period; a
+# call costs ≈ 0.2 ms besides its iterations, under 1 % at this period.
+LOGGING_PERIOD = 1000
 
 
 @dataclasses.dataclass
@@ -144,8 +147,8 @@ def _compiled_loop(algorithm: str, variant: str, num_iterations: int, inner_step
 
 
 def train_sinusoid(algorithm: str, num_iterations: int, meta_batch_size: int, inner_steps: int,
-                   inner_lr: float, outer_lr: float, seed: int, logging_period: int = 1000,
-                   variant: str = "seed", save_path: str | None = None,
+                   inner_lr: float, outer_lr: float, seed: int,
+                   logging_period: int = LOGGING_PERIOD, variant: str = "seed", save_path: str | None = None,
                    checkpoint_every: int | None = None, resume: bool = False) -> SinusoidResult:
   """Meta-trains the sine MLP's initialisation; see the module docstring.
 
@@ -184,9 +187,11 @@ def train_sinusoid(algorithm: str, num_iterations: int, meta_batch_size: int, in
                                    f"sinusoid, {algorithm}")
   start_iteration = int(iteration.numpy())
   tasks = {k: tf.constant(v) for k, v in draw_tasks(seed, num_iterations, meta_batch_size).items()}
-  run = _compiled_loop(algorithm, variant, num_iterations, inner_steps, inner_lr, outer_lr)
   values = tf.nest.map_structure(tf.convert_to_tensor, params)
   compile_start = time.perf_counter()
+  # The concrete function: a call skips tf.function's argument matching (half its 0.3 ms).
+  run = _compiled_loop(algorithm, variant, num_iterations, inner_steps, inner_lr,
+                       outer_lr).get_concrete_function(values, tasks, tf.constant(0), tf.constant(0))
   run(values, tasks, tf.constant(0), tf.constant(0))  # Compiles; runs no iteration.
   compile_seconds = time.perf_counter() - compile_start
   chunk = max(1, logging_period)

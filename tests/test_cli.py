@@ -143,3 +143,21 @@ def test_user_mistakes_after_flag_parsing_are_one_line_errors(tmp_path):
       "evaluate.py", "--optimizer=L2L", f"--path={tmp_path}")
   out = run("evaluate.py", "--optimizer=L2L", f"--path={tmp_path}", "--verbosity=1", check=False)
   assert out.returncode != 0 and "Traceback" in out.stderr  # Raised verbosity: the traceback.
+
+
+def test_sinusoid_progress_comes_every_thousand_iterations_by_default():
+  out = run("train.py", "--problem=sinusoid", "--num_iterations=2500")
+  progress = [line.split("iteration ")[1].split()[0] for line in out.stderr.splitlines()
+              if "mean meta cost" in line]
+  assert progress == ["1000", "2000", "2500"]
+  assert "trained reptile (seed) on sinusoid: 2500 iterations" in out.stdout
+
+
+def test_small_problems_run_on_one_intra_op_thread():
+  code = ("import cli, problems; cli.set_intra_op_threads(problems.intra_op_threads({!r})); "
+          "import tensorflow as tf; print(tf.config.threading.get_intra_op_parallelism_threads())")
+  threads = {name: run("-c", code.format(name)).stdout.split()[-1]
+             for name in ("sinusoid", "quadratic", "mnist")}
+  assert threads == {"sinusoid": "1", "quadratic": "1", "mnist": "0"}  # 0: one per core.
+  out = run("train.py", "--intra_op_threads=0", check=False)
+  assert out.returncode != 0 and "--intra_op_threads" in out.stderr
