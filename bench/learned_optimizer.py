@@ -4,10 +4,11 @@ Two Sonnet models on the embedded MNIST subset, batch 128: an MLP 784-128-10 (10
 and a small convnet (conv 32-64-128 3×3 with 2×2 pooling, linear 10; 113 162 parameters). Each is
 trained by ``l2l.LearnedOptimizer`` with the "original" preset (coordinatewise LSTM 20-20 over every
 coordinate, LogAndSign k = 5), with the "nnadam" preset (Adam whose step size and momentum one LSTM
-sets, ``l2l.networks.NNAdam``), with the shipped Celo (``l2l.nets.celo``) and by
+sets, ``l2l.networks.NNAdam``), with the shipped Celo (``l2l.nets.celo``), with the shipped
+``general`` (Celo's architecture, meta-trained here) and by
 ``snt.optimizers.Adam``, each inside one ``tf.function`` with ``jit_compile=True``. Timed: the whole
 training step (forward, backward, optimizer) and the optimizer's ``apply`` alone on fixed gradients.
-Targets: learned training step ≤ 2× Adam's (Celo: ≤ 3×).
+Targets: learned training step ≤ 2× Adam's (Celo: ≤ 3×; ``general``: ≤ 2×).
 
 Run: ``.venv/bin/python bench/learned_optimizer.py`` (writes bench/results/learned_optimizer.json).
 """
@@ -33,6 +34,7 @@ LEARNED = {
     "original": lambda: l2l.LearnedOptimizer(l2l.MetaOptimizer.from_preset("original").nets),
     "nnadam": lambda: l2l.LearnedOptimizer(l2l.MetaOptimizer.from_preset("nnadam").nets),
     "celo": lambda: l2l.LearnedOptimizer.load("celo", num_steps=1000),
+    "general": lambda: l2l.LearnedOptimizer.load("general", num_steps=1000),
 }
 
 
