@@ -204,9 +204,10 @@ class Celo(TensorNetwork):
   def _tensor_update(self, w: dict, p: tf.Tensor, g: tf.Tensor, accumulators, rate: tf.Tensor):
     """The step of one tensor and its next accumulators.
 
-    Every channel is kept as a tensor of the parameter's shape (never stacked into a channel axis)
-    and the MLP is written unit by unit over them, so that XLA emits the whole per-parameter
-    network as one elementwise loop after one pass of reductions for the channels' RMS."""
+    Channels travel in groups with a leading channel axis (the three decays of an accumulator,
+    say), each channel a contiguous tensor of the parameter's shape; one product with ones sums a
+    group's mean squares, and the MLP is written unit by unit over the channels, so that XLA emits
+    the whole per-parameter network as one elementwise loop."""
     shape = p.shape
     if shape.rank == 0:
       p, g = p[None], g[None]
@@ -219,23 +220,21 @@ class Celo(TensorNetwork):
     betas_f = tf.reshape(FACTORED_DECAYS, [3] + [1] * (p.shape.rank - 1))
     g2 = tf.square(g) + 1e-30
     dims = factored_dims(p.shape)
-    m, v = tf.unstack(momentum), second_moment
+    v = second_moment
     rsqrt_v = tf.math.rsqrt(v + 1e-6)
     # Groups 0–8 and 13 are per coordinate; 9–12 come from the factored accumulators.
-    per_coordinate = [g, tf.clip_by_value(g, -0.1, 0.1), p, *m, v,
-                      *(m_k * rsqrt_v for m_k in m), rsqrt_v]
+    per_coordinate = [g[None], tf.clip_by_value(g, -0.1, 0.1)[None], p[None], momentum, v[None],
+                      momentum * rsqrt_v, rsqrt_v[None]]
     if dims is None:
       (diagonal,) = factored
       diagonal = betas_f[..., None] * diagonal + (1.0 - betas_f[..., None]) * g2
       factored = (diagonal,)
-      d = tf.unstack(diagonal)
       # Groups 9 and 10 are both the diagonal, 11 and 12 both its inverse root: each pair is one
       # channel (the same RMS) with the sum of the two groups' weights.
       w0 = tf.split(w["mlp_w0"], [15, 3, 3, 3, 3, 3], 0)
       hidden = _first_layer(per_coordinate + [
-          g * tf.math.rsqrt(tf.maximum(d_k + 1e-9, 1e-9)) for d_k in d] + [g * rsqrt_v] + d
-          + [tf.math.rsqrt(d_k + 1e-8) for d_k in d]
-          + [m_k * tf.math.rsqrt(d_k) for m_k, d_k in zip(m, d)],
+          g * tf.math.rsqrt(tf.maximum(diagonal + 1e-9, 1e-9)), (g * rsqrt_v)[None], diagonal,
+          tf.math.rsqrt(diagonal + 1e-8), momentum * tf.math.rsqrt(diagonal)],
           tf.concat([w0[0], w0[1] + w0[2], w0[3] + w0[4], w0[5]], 0))
     else:
       d0, d1 = dims
@@ -247,26 +246,21 @@ class Celo(TensorNetwork):
       row_factor = tf.math.rsqrt(tf.maximum(
           rows / (tf.reduce_mean(rows, row_axis, keepdims=True) + 1e-9), 1e-9))
       col_factor = tf.math.rsqrt(tf.maximum(cols, 1e-9))
-      scale = [tf.expand_dims(r, d0) * tf.expand_dims(c, d1)
-               for r, c in zip(tf.unstack(row_factor), tf.unstack(col_factor))]
+      scale = tf.expand_dims(row_factor, d0 + 1) * tf.expand_dims(col_factor, d1 + 1)
       # Groups 9–12 are constant along d0 or d1: their part of the first layer is computed on the
       # accumulators and broadcast (the same numbers, as each value repeats equally often).
       w0 = tf.split(w["mlp_w0"], [15, 3, 3, 3, 3, 3], 0)
-      r, c = tf.unstack(rows), tf.unstack(cols)
-      from_rows = _first_layer(r + [tf.math.rsqrt(r_k + 1e-8) for r_k in r],
-                               tf.concat([w0[1], w0[3]], 0))
-      from_cols = _first_layer(c + [tf.math.rsqrt(c_k + 1e-8) for c_k in c],
-                               tf.concat([w0[2], w0[4]], 0))
+      from_rows = _first_layer([rows, tf.math.rsqrt(rows + 1e-8)], tf.concat([w0[1], w0[3]], 0))
+      from_cols = _first_layer([cols, tf.math.rsqrt(cols + 1e-8)], tf.concat([w0[2], w0[4]], 0))
       hidden = [h + tf.expand_dims(h_r, d0) + tf.expand_dims(h_c, d1) for h, h_r, h_c in zip(
-          _first_layer(per_coordinate + [g * s for s in scale] + [g * rsqrt_v]
-                       + [m_k * s for m_k, s in zip(m, scale)],
+          _first_layer(per_coordinate + [g * scale, (g * rsqrt_v)[None], momentum * scale],
                        tf.concat([w0[0], w0[5]], 0)), from_rows, from_cols)]
     hidden = _dense([tf.nn.relu(h + b) for h, b in zip(hidden, tf.unstack(w["mlp_b0"]))],
                     w["mlp_w1"])
     hidden = [tf.nn.relu(h + b) for h, b in zip(hidden, tf.unstack(w["mlp_b1"]))]
     direction, magnitude = (o + b for o, b in zip(_dense(hidden, w["mlp_w2"][:, :2]),
                                                   tf.unstack(w["mlp_b2"][:2])))
-    param_scale = tf.sqrt(_mean_square(p) + 1e-9)
+    param_scale = tf.sqrt(_mean_squares(p[None])[0] + 1e-9)
     step = -direction * param_scale * tf.exp(EXP_MULT * magnitude) * STEP_MULT * rate
     return tf.reshape(step, shape), (momentum, second_moment) + factored
 
@@ -279,20 +273,25 @@ def _dense(channels: list[tf.Tensor], w: tf.Tensor) -> list[tf.Tensor]:
           for j in range(int(w.shape[1]))]
 
 
-def _mean_square(x: tf.Tensor) -> tf.Tensor:
-  """The mean of ``x²`` over the whole tensor. For two or more dims, summed first by a product
-  with a vector of ones over the last axis: XLA's CPU backend runs that as one vectorised kernel,
-  several times faster than its reduction (which it splits into windows of 32, unvectorised)."""
-  if x.shape.rank < 2:
-    return tf.reduce_mean(tf.square(x))
-  rows = tf.reshape(tf.square(x), [-1, x.shape[-1]])
-  return tf.reduce_sum(tf.matmul(rows, tf.ones([x.shape[-1], 1]))) / float(x.shape.num_elements())
+def _mean_squares(group: tf.Tensor) -> tf.Tensor:
+  """The mean of ``x²`` over each channel x of ``group`` ``[channels, ...]``. Channels of two or
+  more dims are summed first by one product with a vector of ones over the last axis: XLA's CPU
+  backend runs that as a vectorised kernel, several times faster than its reduction (which it
+  splits into windows of 32 and does not vectorise)."""
+  square = tf.square(group)
+  if group.shape.rank < 3:
+    return tf.reduce_mean(square, 1)
+  last = group.shape[-1]
+  sums = tf.matmul(tf.reshape(square, [-1, last]), tf.ones([last, 1]))
+  return tf.reduce_sum(tf.reshape(sums, [group.shape[0], -1]), 1) / float(
+      group.shape[1:].num_elements())
 
 
-def _first_layer(channels: list[tf.Tensor], w: tf.Tensor) -> list[tf.Tensor]:
-  """``_dense`` with every channel first divided by its RMS (1e-5 inside the root); the division
-  is folded into ``w``."""
-  mean_squares = tf.stack([_mean_square(x) for x in channels])
+def _first_layer(groups: list[tf.Tensor], w: tf.Tensor) -> list[tf.Tensor]:
+  """``_dense`` over the channels of ``groups`` (each ``[channels, ...]``), every channel first
+  divided by its RMS (1e-5 inside the root); the division is folded into ``w``."""
+  mean_squares = tf.concat([_mean_squares(group) for group in groups], 0)
+  channels = [channel for group in groups for channel in tf.unstack(group)]
   return _dense(channels, w * tf.math.rsqrt(1e-5 + mean_squares)[:, None])
 
 
