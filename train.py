@@ -100,6 +100,10 @@ flags.DEFINE_string("horizon", None, "Steps per task before it is replaced: a nu
 flags.DEFINE_enum("augment", "none", list(tasks.AUGMENTATIONS),
                   "Task augmentation: reparam rescales every parameter tensor by a log-uniform "
                   "factor in [1e-3, 1e3].")
+flags.DEFINE_string("validation_problem", None, "Task families (names or mixtures, comma-"
+                    "separated) whose test data choose the best optimizer; default: --problem's. "
+                    "E.g. general-validation: families outside both the training mixture and the "
+                    "held-out suite.")
 flags.DEFINE_string("init_from", None, "Start the nets from a saved optimizer (a --save_path "
                     "directory, or a shipped name such as celo) instead of --preset (task families).")
 flags.DEFINE_integer("num_outer_steps", 1000, "Outer steps (task families).", lower_bound=1)
@@ -118,7 +122,7 @@ flags.DEFINE_enum("nonfinite", "cap", ["cap", "skip"], "Non-finite meta-losses (
                   "cap each problem's at 20, or skip the update.")
 
 _FAMILY_FLAGS = ("estimator", "num_tasks", "num_particles", "sigma", "truncation", "horizon",
-                 "augment", "strategy", "init_from", "max_staleness")
+                 "validation_problem", "augment", "strategy", "init_from", "max_staleness")
 
 
 def _uses_families() -> bool:
@@ -126,16 +130,16 @@ def _uses_families() -> bool:
           or any(FLAGS[name].present for name in _FAMILY_FLAGS))
 
 
-def _problem_names() -> list[str]:
-  """The registry names in --problem, mixtures expanded."""
+def _problem_names(flag: str = "problem") -> list[str]:
+  """The registry names in --problem (or another flag of that form), mixtures expanded."""
   names = []
-  for name in (name.strip() for name in FLAGS.problem.split(",")):
+  for name in (name.strip() for name in FLAGS[flag].value.split(",")):
     if name in problems.MIXTURES:
       names += problems.MIXTURES[name]
     elif name in problems.FAMILY_NAMES:
       names.append(name)
     else:
-      raise app.UsageError(f"--problem: unknown problem {name!r}; choose from "
+      raise app.UsageError(f"--{flag}: unknown problem {name!r}; choose from "
                            f"{', '.join(problems.FAMILY_NAMES + tuple(problems.MIXTURES))}.")
   return names
 
@@ -222,7 +226,9 @@ def train_on_families() -> None:
     for name in names:
       family, assignments = problems.get_family(name, "train", FLAGS.data_dir)
       families.append(tasks.augment(family, FLAGS.augment))
-  validation = [problems.get_family(name, "test", FLAGS.data_dir)[0] for name in names]
+  validation = [problems.get_family(name, "test", FLAGS.data_dir)[0]
+                for name in _problem_names("validation_problem" if FLAGS.validation_problem
+                                           else "problem")]
   net_keys = (problems.get_config(names[0], "train", FLAGS.data_dir).net_keys
               if names[0] in problems.NAMES else None)
   if FLAGS.init_from:

@@ -141,8 +141,19 @@ _GENERAL = {
     "teacher16-32-relu": _teacher(16, (32,), "relu"),
     "teacher8-64x2-gelu": _teacher(8, (64, 64), "gelu"),
 }
+# Validation for choosing the general optimizer's checkpoint: families in neither the training
+# mixture nor the held-out suite (two layers of 128 ReLU units, a tanh convnet, a deeper
+# autoencoder, a GELU teacher with more inputs), so that the choice favours what carries over.
+_GENERAL_VALIDATION = {
+    "mlp14-128x2-relu": _mlp((128, 128), "relu", 14),
+    "conv14-12-24-tanh": _conv((12, 24), "tanh", 14),
+    "ae14-64x2-gelu": _autoencoder((64, 64), "gelu", 14),
+    "teacher32-48-gelu": _teacher(32, (48,), "gelu"),
+}
 _FAMILIES.update(_GENERAL)
-MIXTURES = {"general": tuple(_GENERAL)}  # Names that stand for several families.
+_FAMILIES.update(_GENERAL_VALIDATION)
+# Names that stand for several families.
+MIXTURES = {"general": tuple(_GENERAL), "general-validation": tuple(_GENERAL_VALIDATION)}
 FAMILY_NAMES = tuple(_FAMILIES) + ("cifar", "cifar-multi")
 
 

@@ -161,3 +161,10 @@ def test_small_problems_run_on_one_intra_op_thread():
   assert threads == {"sinusoid": "1", "quadratic": "1", "mnist": "0"}  # 0: one per core.
   out = run("train.py", "--intra_op_threads=0", check=False)
   assert out.returncode != 0 and "--intra_op_threads" in out.stderr
+
+
+def test_an_unknown_validation_problem_is_one_line_error():
+  out = run("train.py", "--problem=general", "--validation_problem=mlp-elu", check=False)
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines()[-1].startswith(
+      "error: --validation_problem: unknown problem 'mlp-elu'; choose from")

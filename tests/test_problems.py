@@ -197,6 +197,9 @@ def test_every_registry_family_gives_finite_losses():
     assert [p.shape for p in params] == family.param_shapes()
     assert np.isfinite(float(task.loss(params, task.batch(3)))), name
   assert set(problems.MIXTURES["general"]) <= set(problems.FAMILY_NAMES)
+  validation = set(problems.MIXTURES["general-validation"])
+  assert validation <= set(problems.FAMILY_NAMES)
+  assert not validation & set(problems.MIXTURES["general"])  # Held out from training.
 
 
 def test_cifar_multi_runs_as_a_task_family_through_the_adapter(cifar_dir):
