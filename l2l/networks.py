@@ -222,9 +222,10 @@ def _lstm_cell(w: tf.Tensor, b: tf.Tensor, x: tf.Tensor, h: tf.Tensor, c: tf.Ten
   """One LSTM layer over feature-major rows: (next hidden, next cell).
 
   Differentiated by recomputing its gates from the inputs (``tf.recompute_grad``): over a
-  ``tf.while_loop`` unroll only x, h and c are stacked for the backward pass, not the five
-  gate-sized intermediates, which halves the memory traffic of a meta-iteration
-  (``bench/mnist_speed.py``).
+  ``tf.while_loop`` unroll only x, h and c are stacked for the backward pass, not the gate-sized
+  intermediates. The recomputation costs less than the memory traffic it saves: MNIST
+  meta-training 1.27 → 1.10 s per epoch (``bench/mnist_speed.py``), and the compiled
+  meta-iteration's peak memory is 4× lower (``bench/meta_step.py``).
   """
   hidden = h.shape[-2]
   gates = tf.matmul(w, tf.concat([x, h], -2)) + b

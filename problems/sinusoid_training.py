@@ -148,8 +148,9 @@ def _compiled_loop(algorithm: str, variant: str, num_iterations: int, inner_step
 
 def train_sinusoid(algorithm: str, num_iterations: int, meta_batch_size: int, inner_steps: int,
                    inner_lr: float, outer_lr: float, seed: int,
-                   logging_period: int = LOGGING_PERIOD, variant: str = "seed", save_path: str | None = None,
-                   checkpoint_every: int | None = None, resume: bool = False) -> SinusoidResult:
+                   logging_period: int = LOGGING_PERIOD, variant: str = "seed",
+                   save_path: str | None = None, checkpoint_every: int | None = None,
+                   resume: bool = False) -> SinusoidResult:
   """Meta-trains the sine MLP's initialisation; see the module docstring.
 
   Args:
