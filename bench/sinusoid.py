@@ -14,7 +14,10 @@ train.py runs this problem (``problems.intra_op_threads``).
 When ``jax`` is installed (``pip install -e ".[bench]"``, as ``make bench`` does), the demo loop is
 also written in JAX, one ``jax.jit`` of a ``lax.fori_loop`` over the same tasks from the same
 initial weights, and timed in the same run: the like-for-like reference for the speed target, whose
-absolute figure was measured on a faster day of this machine. When ``torch`` is installed (the
+absolute figure was measured on a faster day of this machine. The same JAX loop is timed again in a
+child process with XLA's YNNPACK matmul kernels switched off (``jax_without_ynnpack`` in the
+summary): jaxlib's newer XLA runs ten of the loop's dots through them, TensorFlow's XLA none, and
+the two ratios show how much of the difference is those kernels. When ``torch`` is installed (the
 bench extra pins the CPU build 2.13.0), the demo's own PyTorch loop runs as written for every seed:
 its speed is the "seed loop" of the speed-up, and its final weights are compared with ours. The
 seed variant is also evaluated on 2 000 held-out tasks (seed 1), a figure less dependent on the
@@ -34,6 +37,7 @@ import problems  # noqa: E402
 
 cli.set_intra_op_threads(problems.intra_op_threads("sinusoid"))  # As train.py runs it.
 
+import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -130,6 +134,20 @@ def jax_demo_loop(seed: int):
   return _result(params, ITERATIONS / seconds, compile_s)
 
 
+def jax_demo_loop_without_ynnpack(seed: int) -> float | None:
+  """Iterations per second of ``jax_demo_loop(seed)`` with XLA's YNNPACK matmul kernels switched
+  off (None without jax). The same XLA program otherwise; it runs in a child process because XLA
+  reads its flags once per process. TensorFlow 2.21's XLA has no such kernels in its programs (they
+  slow it down when forced on), so this is the reference on equal matmul kernels."""
+  code = (f"from bench import sinusoid; result = sinusoid.jax_demo_loop({seed}); "
+          "print(result and result.iterations_per_second)")
+  env = {**os.environ, "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), check=True)
+  value = out.stdout.split()[-1]
+  return None if value == "None" else float(value)
+
+
 def torch_demo_loop(seed: int):
   """The demo's PyTorch loop as written (training part, no plotting): (result with it/s and
   params, or None without torch). Its weights after 30 000 iterations are compared with ours."""
@@ -192,7 +210,7 @@ def _max_difference(a, b) -> float:
 
 
 def main():
-  rows, weight_differences, population, ours = [], [], [], []
+  rows, weight_differences, population, ours, without_ynnpack = [], [], [], [], []
   for seed in SEEDS:
     result = train("reptile", "seed", 0.1, seed)
     rows.append(row("reptile (seed variant)", 0.1, seed, result, evaluate(result.params)))
@@ -204,6 +222,7 @@ def main():
     if reference is not None:
       rows.append(row("JAX demo loop (reference)", 0.1, seed, reference,
                       evaluate(reference.params)))
+      without_ynnpack.append((result.iterations_per_second, jax_demo_loop_without_ynnpack(seed)))
     ours.append(result.params)
   for seed, params in zip(SEEDS, ours):  # After the compiled loops: PyTorch's threads stay busy.
     demo = torch_demo_loop(seed)
@@ -236,6 +255,8 @@ def main():
                                                    for r, j in zip(seed_rows, jax_rows)]))
     summary["train_py_chunks_vs_jax_reference"] = float(np.median(
         [c["it_per_s"] / j["it_per_s"] for c, j in zip(chunked_rows, jax_rows)]))
+    summary["jax_without_ynnpack_it_per_s"] = float(np.median([j for _, j in without_ynnpack]))
+    summary["vs_jax_without_ynnpack"] = float(np.median([o / j for o, j in without_ynnpack]))
   demo_rows = [r for r in rows if r["run"] == "PyTorch demo loop (the seed)"]
   if demo_rows:
     summary["seed_loop_it_per_s"] = float(np.median([r["it_per_s"] for r in demo_rows]))
