@@ -15,7 +15,7 @@ When ``jax`` is installed (``pip install -e ".[bench]"``, as ``make bench`` does
 also written in JAX, one ``jax.jit`` of a ``lax.fori_loop`` over the same tasks from the same
 initial weights, and timed in the same run: the like-for-like reference for the speed target, whose
 absolute figure was measured on a faster day of this machine. The same JAX loop is timed again in a
-child process with XLA's YNNPACK matmul kernels switched off (``jax_without_ynnpack`` in the
+child process with XLA's YNNPACK matmul kernels switched off (``vs_jax_without_ynnpack`` in the
 summary): jaxlib's newer XLA runs ten of the loop's dots through them, TensorFlow's XLA none, and
 the two ratios show how much of the difference is those kernels. When ``torch`` is installed (the
 bench extra pins the CPU build 2.13.0), the demo's own PyTorch loop runs as written for every seed:
