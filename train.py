@@ -32,6 +32,7 @@ from l2l import tasks
 from l2l import training
 
 FLAGS = flags.FLAGS
+EPOCHS_PER_PROGRESS_LINE = 100  # --logging_period's default for the optimizer problems.
 flags.DEFINE_string("problem", "quadratic", "Problem to meta-train on: one of "
                     f"{', '.join(problems.FAMILY_NAMES)}; a comma-separated list of them, or "
                     f"{', '.join(problems.MIXTURES)}, for a mixture of task families.")
@@ -49,9 +50,9 @@ flags.DEFINE_boolean("second_derivatives", False, "Differentiate through optimiz
 flags.DEFINE_enum("preset", None, sorted(meta.PRESETS),
                   "Net configuration; default: the problem's own.")
 flags.DEFINE_boolean("jit_compile", True, "Compile each unroll with XLA (faster on CPU).")
-flags.DEFINE_integer("logging_period", None, "Epochs between progress lines (default 100; "
-                     "sinusoid: iterations per compiled call and progress line, default 1000).",
-                     lower_bound=1)
+flags.DEFINE_integer("logging_period", None, "Epochs between progress lines (default "
+                     f"{EPOCHS_PER_PROGRESS_LINE}; sinusoid: iterations per compiled call and "
+                     f"progress line, default {sinusoid_training.LOGGING_PERIOD}).", lower_bound=1)
 flags.DEFINE_float("progress_seconds", 10.0, "At least one progress line per this many seconds.",
                    lower_bound=0.0)
 flags.DEFINE_integer("evaluation_period", 100, "Epochs between validations (and one after the "
@@ -174,8 +175,9 @@ def train_optimizer() -> None:
   result = training.meta_train(
       problems.get_config(FLAGS.problem, "train", FLAGS.data_dir), FLAGS.num_epochs,
       FLAGS.num_steps, FLAGS.unroll_length, FLAGS.learning_rate, FLAGS.second_derivatives,
-      FLAGS.evaluation_period, FLAGS.evaluation_epochs, FLAGS.logging_period or 100, FLAGS.save_path,
-      FLAGS.seed, FLAGS.preset, FLAGS.jit_compile, FLAGS.clip_norm,
+      FLAGS.evaluation_period, FLAGS.evaluation_epochs,
+      FLAGS.logging_period or EPOCHS_PER_PROGRESS_LINE, FLAGS.save_path, FLAGS.seed, FLAGS.preset,
+      FLAGS.jit_compile, FLAGS.clip_norm,
       FLAGS.checkpoint_every or None, FLAGS.resume, FLAGS.max_nonfinite, FLAGS.progress_seconds)
   print(f"meta-trained on {FLAGS.problem}: {FLAGS.num_epochs} epochs (from {result.start_epoch}), "
         f"{result.seconds_per_epoch:.3f} s/epoch, best validation log10 mean final loss "

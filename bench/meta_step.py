@@ -19,8 +19,9 @@ Three references compute the same numbers from the same weights (checked before 
 The target is to match or beat the JAX version. This machine's speed drifts from day to day (the
 references' absolute times vary 2× between sessions), so compare within one run: the column
 ``vs_jax`` is the median over interleaved blocks of l2l's time over the JAX version's.
-TensorFlow runs on one intra-op thread, as train.py runs the quadratic (``problems.intra_op_threads``:
-its kernels are too small to share out over a thread pool). Trace time is Python tracing into a graph; the first call adds XLA compilation where jit_compile.
+TensorFlow runs on one intra-op thread, as train.py runs the quadratic
+(``problems.intra_op_threads``: its kernels are too small to share out over a thread pool). Trace
+time is Python tracing into a graph; the first call adds XLA compilation where jit_compile.
 Memory: the peak bytes of TensorFlow's CPU allocator during one meta-iteration (after a warm-up
 call), at unroll 20 / 100 / 400.
 

@@ -137,8 +137,8 @@ def jax_demo_loop(seed: int):
 def jax_demo_loop_without_ynnpack(seed: int) -> float | None:
   """Iterations per second of ``jax_demo_loop(seed)`` with XLA's YNNPACK matmul kernels switched
   off (None without jax). The same XLA program otherwise; it runs in a child process because XLA
-  reads its flags once per process. TensorFlow 2.21's XLA has no such kernels in its programs (they
-  slow it down when forced on), so this is the reference on equal matmul kernels."""
+  reads its flags once per process. TensorFlow 2.21's XLA puts none in this loop (forced on, they
+  slow it down), so this is the reference on equal matmul kernels."""
   code = (f"from bench import sinusoid; result = sinusoid.jax_demo_loop({seed}); "
           "print(result and result.iterations_per_second)")
   env = {**os.environ, "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
